@@ -1,0 +1,164 @@
+//! What a handler knows about its call, and how it calls other procedures.
+
+use crate::call::{Call, Caller, Invoke};
+use crate::{Address, Identity, Procedure, RpcError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The handler's view of its call: identity, caller, trace id, deadline,
+/// and calls to other procedures, which are marked internal and carry the
+/// same identity, trace id and deadline.
+///
+/// Cloning is cheap. `Context::default()` is a detached context for unit
+/// tests: it has no identity and its calls fail with 503.
+#[derive(Clone, Default)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    address: Option<Address>,
+    identity: Option<Identity>,
+    user_id: Option<String>,
+    caller: Option<Caller>,
+    trace_id: String,
+    deadline: Option<Instant>,
+    server_name: String,
+    invoker: Option<Arc<dyn Invoke>>,
+    #[cfg(feature = "server")]
+    server: Option<crate::ServerHandle>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("address", &self.inner.address)
+            .field("identity", &self.inner.identity)
+            .field("user_id", &self.inner.user_id)
+            .field("caller", &self.inner.caller)
+            .field("trace_id", &self.inner.trace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A detached context with this identity, for unit tests.
+    pub fn with_identity(identity: Identity) -> Self {
+        Context {
+            inner: Arc::new(Inner {
+                identity: Some(identity),
+                ..Inner::default()
+            }),
+        }
+    }
+
+    #[cfg(feature = "server")]
+    pub(crate) fn for_call(
+        call: &Call,
+        user_id: Option<String>,
+        server_name: &str,
+        invoker: Arc<dyn Invoke>,
+        server: Option<crate::ServerHandle>,
+    ) -> Self {
+        Context {
+            inner: Arc::new(Inner {
+                address: Some(call.address.clone()),
+                identity: call.identity.clone(),
+                user_id,
+                caller: Some(call.caller.clone()),
+                trace_id: call.trace_id.clone(),
+                deadline: call.deadline,
+                server_name: server_name.to_owned(),
+                invoker: Some(invoker),
+                server,
+            }),
+        }
+    }
+
+    /// The identity the call carries.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.inner.identity.as_ref()
+    }
+
+    /// The user id the server's authenticator gave for this identity.
+    pub fn user_id(&self) -> Option<&str> {
+        self.inner.user_id.as_deref()
+    }
+
+    /// Who made the call.
+    pub fn caller(&self) -> &Caller {
+        self.inner.caller.as_ref().unwrap_or(&Caller::Detached)
+    }
+
+    /// The procedure this context belongs to.
+    pub fn address(&self) -> Option<&Address> {
+        self.inner.address.as_ref()
+    }
+
+    /// The trace id shared by this call and every call it makes.
+    pub fn trace_id(&self) -> &str {
+        &self.inner.trace_id
+    }
+
+    /// When the caller stops waiting.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// The server running this call: connections, pushes, closes.
+    #[cfg(feature = "server")]
+    pub fn server(&self) -> Option<&crate::ServerHandle> {
+        self.inner.server.as_ref()
+    }
+
+    /// Calls another procedure through its typed marker; internal
+    /// procedures are reachable this way.
+    pub async fn call<P: Procedure>(&self, args: P::Args) -> Result<P::Output, RpcError>
+    where
+        P::Args: Serialize,
+        P::Output: DeserializeOwned,
+    {
+        let args = serde_json::to_value(args).map_err(|_| RpcError::internal())?;
+        let data = self.call_json(Address::of::<P>(), args).await?;
+        serde_json::from_value(data).map_err(|error| {
+            RpcError::new(
+                502,
+                format!(
+                    "{} answered data of an unexpected shape: {error}",
+                    Address::of::<P>()
+                ),
+            )
+        })
+    }
+
+    /// Calls another procedure by address with JSON args.
+    pub async fn call_json(&self, address: Address, args: Value) -> Result<Value, RpcError> {
+        let Some(invoker) = &self.inner.invoker else {
+            return Err(RpcError::new(
+                503,
+                "this context is not attached to a server",
+            ));
+        };
+        let caller = match &self.inner.address {
+            Some(own) => Caller::Procedure {
+                address: own.clone(),
+                server: self.inner.server_name.clone(),
+            },
+            None => Caller::Detached,
+        };
+        let call = Call {
+            address,
+            args,
+            identity: self.inner.identity.clone(),
+            internal: true,
+            caller,
+            trace_id: self.inner.trace_id.clone(),
+            deadline: self.inner.deadline,
+        };
+        invoker.invoke(call).await
+    }
+}

@@ -1,0 +1,245 @@
+//! Routing one call to its handler: lookup, the internal and auth rules,
+//! args validation, the deadline, panics, events and the tracing span.
+//! Every transport and the broker consumer end up here.
+
+use crate::call::Invoke;
+use crate::events::{Event, EventKind, Events};
+use crate::procedure::BoxFuture;
+use crate::registry::Registry;
+use crate::{Authenticator, Call, Context, Identity, RpcError, ServerHandle};
+use futures_util::FutureExt;
+use serde_json::Value;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Where calls with no local handler go (the broker, when configured).
+pub(crate) trait Forward: Send + Sync {
+    /// Sends the call to a remote handler server, or answers without a hop
+    /// (404 unroutable, 403 internal, 422 invalid args) when the remote
+    /// procedure's announcement allows it.
+    fn forward(&self, call: Call) -> BoxFuture<Result<Value, RpcError>>;
+}
+
+pub(crate) struct Dispatcher {
+    pub(crate) name: String,
+    pub(crate) registry: Registry,
+    events: Events,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    default_timeout: Duration,
+    pub(crate) forward: std::sync::OnceLock<Arc<dyn Forward>>,
+    pub(crate) handle: ServerHandle,
+    accepting: AtomicBool,
+    me: Weak<Dispatcher>,
+}
+
+pub(crate) struct DispatcherConfig {
+    pub(crate) name: String,
+    pub(crate) registry: Registry,
+    pub(crate) events: Events,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) default_timeout: Duration,
+    pub(crate) handle: ServerHandle,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(config: DispatcherConfig) -> Arc<Self> {
+        Arc::new_cyclic(|me| Dispatcher {
+            name: config.name,
+            registry: config.registry,
+            events: config.events,
+            authenticator: config.authenticator,
+            default_timeout: config.default_timeout,
+            forward: std::sync::OnceLock::new(),
+            handle: config.handle,
+            accepting: AtomicBool::new(true),
+            me: me.clone(),
+        })
+    }
+
+    pub(crate) fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// New calls are refused with 503 from now on.
+    pub(crate) fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Relaxed)
+    }
+
+    /// Runs a call to completion and reports it to hooks and tracing.
+    pub(crate) async fn dispatch(&self, mut call: Call) -> Result<Value, RpcError> {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "rpc.call",
+            rpc.scope = %call.address.scope,
+            rpc.procedure = %call.address.procedure,
+            rpc.version = %call.address.version,
+            rpc.trace_id = %call.trace_id,
+            rpc.code = tracing::field::Empty,
+            rpc.duration_us = tracing::field::Empty,
+        );
+        let keep_args = !self.events.is_empty();
+        let (kind, result) = self
+            .route(&mut call, keep_args)
+            .instrument(span.clone())
+            .await;
+        let duration = started.elapsed();
+        let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
+        span.record("rpc.code", code);
+        span.record("rpc.duration_us", duration.as_micros() as u64);
+        if keep_args {
+            self.events.emit(&Event {
+                kind,
+                call: &call,
+                result: &result,
+                duration,
+            });
+        }
+        result
+    }
+
+    async fn route(
+        &self,
+        call: &mut Call,
+        keep_args: bool,
+    ) -> (EventKind, Result<Value, RpcError>) {
+        if !self.is_accepting() {
+            return (
+                EventKind::ServerError,
+                Err(RpcError::new(503, "the server is shutting down")),
+            );
+        }
+        let Some(local) = self.registry.get(&call.address) else {
+            return match self.forward.get() {
+                Some(forward) => {
+                    let result = forward.forward(call.clone()).await;
+                    (classify_forwarded(&result), result)
+                }
+                None => (EventKind::Rejected, Err(not_found(call))),
+            };
+        };
+        if local.spec.internal && !call.internal {
+            return (
+                EventKind::Rejected,
+                Err(RpcError::forbidden(format!(
+                    "{} is internal: only other procedures may call it",
+                    call.address
+                ))),
+            );
+        }
+        let user_id = if local.spec.auth {
+            match self.authenticate(call.identity.as_ref()).await {
+                Ok(user_id) => user_id,
+                Err(error) => return (EventKind::Rejected, Err(error)),
+            }
+        } else {
+            None
+        };
+        if let Err(error) = local.validate(&call.args) {
+            return (EventKind::Rejected, Err(error));
+        }
+        let timeout = local
+            .spec
+            .timeout_ms
+            .map_or(self.default_timeout, Duration::from_millis);
+        let own_deadline = Instant::now() + timeout;
+        let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
+        call.deadline = Some(deadline);
+        let args = if keep_args {
+            call.args.clone()
+        } else {
+            std::mem::take(&mut call.args)
+        };
+        let context = Context::for_call(
+            call,
+            user_id,
+            &self.name,
+            self.invoker(),
+            Some(self.handle.clone()),
+        );
+        let running = AssertUnwindSafe((local.handler)(args, context)).catch_unwind();
+        match tokio::time::timeout_at(deadline.into(), running).await {
+            Ok(Ok(Ok(data))) => (EventKind::Success, Ok(data)),
+            Ok(Ok(Err(error))) => (EventKind::HandlerError, Err(error)),
+            Ok(Err(_panic)) => {
+                tracing::error!(procedure = %call.address, "handler panicked");
+                (EventKind::HandlerError, Err(RpcError::internal()))
+            }
+            Err(_elapsed) => (EventKind::ServerError, Err(deadline_passed(call))),
+        }
+    }
+
+    /// Checks the identity of a call to an `auth` procedure; yields the
+    /// authenticator's user id when one is configured.
+    pub(crate) async fn authenticate(
+        &self,
+        identity: Option<&Identity>,
+    ) -> Result<Option<String>, RpcError> {
+        let Some(token) = identity.and_then(Identity::token) else {
+            return Err(RpcError::unauthorized(
+                "this procedure requires an identity with an authorization",
+            ));
+        };
+        match &self.authenticator {
+            Some(authenticator) => authenticator.authenticate(token.to_owned()).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn authenticator(&self) -> Option<&Arc<dyn Authenticator>> {
+        self.authenticator.as_ref()
+    }
+
+    fn invoker(&self) -> Arc<dyn Invoke> {
+        // `me` is set by `new_cyclic` and the dispatcher is alive while it runs a call.
+        match self.me.upgrade() {
+            Some(me) => me,
+            None => Arc::new(Detached),
+        }
+    }
+}
+
+pub(crate) fn not_found(call: &Call) -> RpcError {
+    RpcError::not_found(format!(
+        "no procedure {:?} in scope {:?} with version {:?}",
+        call.address.procedure, call.address.scope, call.address.version
+    ))
+}
+
+pub(crate) fn deadline_passed(call: &Call) -> RpcError {
+    RpcError::new(
+        504,
+        format!("{} did not answer before the deadline", call.address),
+    )
+}
+
+fn classify_forwarded(result: &Result<Value, RpcError>) -> EventKind {
+    match result {
+        Ok(_) => EventKind::Success,
+        Err(error) if matches!(error.code(), 503 | 504) => EventKind::ServerError,
+        Err(_) => EventKind::HandlerError,
+    }
+}
+
+impl Invoke for Dispatcher {
+    fn invoke(&self, call: Call) -> BoxFuture<Result<Value, RpcError>> {
+        let Some(me) = self.me.upgrade() else {
+            return Box::pin(async { Err(RpcError::new(503, "the server has stopped")) });
+        };
+        Box::pin(async move { me.dispatch(call).await })
+    }
+}
+
+struct Detached;
+
+impl Invoke for Detached {
+    fn invoke(&self, _call: Call) -> BoxFuture<Result<Value, RpcError>> {
+        Box::pin(async { Err(RpcError::new(503, "the server has stopped")) })
+    }
+}

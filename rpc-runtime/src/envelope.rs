@@ -1,0 +1,315 @@
+//! The wire envelope of section 1 of the protocol: reading calls and
+//! frames, and writing responses. Every malformed input becomes a 400 whose
+//! message says what is wrong.
+
+use crate::{Address, FieldError, Identity, RpcError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A call read from an HTTP body or a WebSocket frame.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    pub(crate) address: Address,
+    pub(crate) args: Value,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) correlation_id: Option<Value>,
+}
+
+/// What a WebSocket frame asks for (protocol section 4).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
+pub(crate) enum Frame {
+    Call(Envelope),
+    SetIdentity {
+        identity: Identity,
+        correlation_id: Option<Value>,
+    },
+    ClientMessage(Value),
+}
+
+/// A malformed envelope: the 400 to answer, with the correlation id if one
+/// could be read.
+#[derive(Debug)]
+pub(crate) struct Malformed {
+    pub(crate) error: RpcError,
+    pub(crate) correlation_id: Option<Value>,
+}
+
+impl Malformed {
+    fn new(message: impl Into<String>, correlation_id: Option<Value>) -> Self {
+        Malformed {
+            error: RpcError::bad_request(message.into()),
+            correlation_id,
+        }
+    }
+}
+
+/// Parses bytes that must hold a JSON object.
+pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Malformed> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(other) => Err(Malformed::new(
+            format!("the envelope must be a JSON object, not {}", kind(&other)),
+            None,
+        )),
+        Err(error) => Err(Malformed::new(
+            format!("the envelope is not valid JSON: {error}"),
+            None,
+        )),
+    }
+}
+
+/// Reads a call: every field but `procedure` (or `method`) is optional.
+pub(crate) fn parse_call(mut object: Map<String, Value>) -> Result<Envelope, Malformed> {
+    let correlation_id = correlation_id(&mut object)?;
+    match read_call(&mut object) {
+        Ok((address, args, identity)) => Ok(Envelope {
+            address,
+            args,
+            identity,
+            correlation_id,
+        }),
+        Err(message) => Err(Malformed::new(message, correlation_id)),
+    }
+}
+
+/// Reads a WebSocket frame, deciding in the protocol's order: identity
+/// only, client message, call.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
+pub(crate) fn parse_frame(mut object: Map<String, Value>) -> Result<Frame, Malformed> {
+    let has_procedure = object.contains_key("procedure") || object.contains_key("method");
+    if !has_procedure && object.contains_key("identity") {
+        let correlation_id = correlation_id(&mut object)?;
+        return match read_identity(object.remove("identity")) {
+            Ok(Some(identity)) => Ok(Frame::SetIdentity {
+                identity,
+                correlation_id,
+            }),
+            Ok(None) => Ok(Frame::SetIdentity {
+                identity: Identity::default(),
+                correlation_id,
+            }),
+            Err(message) => Err(Malformed::new(message, correlation_id)),
+        };
+    }
+    if !has_procedure && let Some(message) = object.remove("clientMessage") {
+        return Ok(Frame::ClientMessage(message));
+    }
+    parse_call(object).map(Frame::Call)
+}
+
+fn correlation_id(object: &mut Map<String, Value>) -> Result<Option<Value>, Malformed> {
+    match object.remove("correlationId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(id @ (Value::String(_) | Value::Number(_))) => Ok(Some(id)),
+        Some(other) => Err(Malformed::new(
+            format!(
+                "correlationId must be a string or a number, not {}",
+                kind(&other)
+            ),
+            None,
+        )),
+    }
+}
+
+type CallParts = (Address, Value, Option<Identity>);
+
+fn read_call(object: &mut Map<String, Value>) -> Result<CallParts, String> {
+    let procedure = match object
+        .remove("procedure")
+        .or_else(|| object.remove("method"))
+    {
+        Some(Value::String(name)) if !name.is_empty() => name,
+        Some(Value::String(_)) => return Err("procedure must not be empty".into()),
+        Some(other) => return Err(format!("procedure must be a string, not {}", kind(&other))),
+        None => return Err("procedure is required (or its synonym method)".into()),
+    };
+    let scope = match object.remove("scope") {
+        None | Some(Value::Null) => "global".to_owned(),
+        Some(Value::String(scope)) => scope,
+        Some(other) => return Err(format!("scope must be a string, not {}", kind(&other))),
+    };
+    let version = match object.remove("version") {
+        None | Some(Value::Null) => "1".to_owned(),
+        Some(Value::String(version)) => version,
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
+        Some(other) => {
+            return Err(format!(
+                "version must be a string or an integer, not {}",
+                kind(&other)
+            ));
+        }
+    };
+    let args = match object.remove("args").or_else(|| object.remove("params")) {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(args) => args,
+    };
+    let identity = read_identity(object.remove("identity"))?;
+    Ok((
+        Address {
+            scope,
+            procedure,
+            version,
+        },
+        args,
+        identity,
+    ))
+}
+
+fn read_identity(value: Option<Value>) -> Result<Option<Identity>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value @ Value::Object(_)) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(|error| format!("identity is malformed: {error}")),
+        Some(other) => Err(format!("identity must be an object, not {}", kind(&other))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A response as written on the wire.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    code: u16,
+    success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+    #[serde(rename = "correlationId", skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a Value>,
+}
+
+/// Writes the response to a call.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
+pub(crate) fn encode_response(
+    result: &Result<Value, RpcError>,
+    correlation_id: Option<&Value>,
+) -> Vec<u8> {
+    let wire = match result {
+        Ok(data) => WireOut {
+            code: 200,
+            success: true,
+            data: (!data.is_null()).then_some(data),
+            message: None,
+            errors: None,
+            correlation_id,
+        },
+        Err(error) => WireOut {
+            code: error.code(),
+            success: false,
+            data: None,
+            message: Some(error.message()),
+            errors: (!error.errors().is_empty()).then_some(error.errors()),
+            correlation_id,
+        },
+    };
+    // Serializing a Value-based struct to a Vec cannot fail.
+    serde_json::to_vec(&wire).unwrap_or_default()
+}
+
+/// A response as read by clients.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) struct WireIn {
+    pub(crate) code: u16,
+    #[serde(default)]
+    pub(crate) data: Value,
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+    #[serde(default)]
+    pub(crate) errors: Vec<FieldError>,
+    #[serde(rename = "correlationId", default)]
+    pub(crate) correlation_id: Option<Value>,
+}
+
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+impl WireIn {
+    pub(crate) fn into_result(self) -> Result<Value, RpcError> {
+        if (200..300).contains(&self.code) {
+            Ok(self.data)
+        } else {
+            let mut error = RpcError::new(self.code, self.message.unwrap_or_default());
+            if !self.errors.is_empty() {
+                let message = error.message().to_owned();
+                error = RpcError::invalid_args(self.errors);
+                error = error.with_message(message);
+            }
+            Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(object) => object,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn synonyms_and_defaults() {
+        let call = parse_call(object(json!({"method": "m", "params": [1], "version": 2}))).unwrap();
+        assert_eq!(call.address, Address::new("global", "m", "2"));
+        assert_eq!(call.args, json!([1]));
+        let call = parse_call(object(json!({"procedure": "p"}))).unwrap();
+        assert_eq!(call.address, Address::new("global", "p", "1"));
+        assert_eq!(call.args, json!({}));
+    }
+
+    #[test]
+    fn malformed_fields_are_named() {
+        let bad = |v: Value| {
+            parse_call(object(v))
+                .unwrap_err()
+                .error
+                .message()
+                .to_owned()
+        };
+        assert!(bad(json!({})).contains("procedure is required"));
+        assert!(bad(json!({"procedure": 1})).contains("procedure must be a string"));
+        assert!(bad(json!({"procedure": "p", "scope": []})).contains("scope must be a string"));
+        assert!(bad(json!({"procedure": "p", "version": 1.5})).contains("version must be"));
+        assert!(
+            bad(json!({"procedure": "p", "identity": "x"})).contains("identity must be an object")
+        );
+        assert!(
+            bad(json!({"procedure": "p", "identity": {"authorization": 3}}))
+                .contains("identity is malformed")
+        );
+        assert!(bad(json!({"procedure": "p", "correlationId": {}})).contains("correlationId"));
+    }
+
+    #[test]
+    fn frames_follow_protocol_order() {
+        assert!(matches!(
+            parse_frame(object(json!({"identity": {}, "correlationId": 1}))).unwrap(),
+            Frame::SetIdentity { .. }
+        ));
+        assert!(matches!(
+            parse_frame(object(json!({"clientMessage": 5}))).unwrap(),
+            Frame::ClientMessage(_)
+        ));
+        assert!(matches!(
+            parse_frame(object(json!({"procedure": "p", "identity": {}}))).unwrap(),
+            Frame::Call(_)
+        ));
+    }
+}

@@ -1,0 +1,58 @@
+//! The one door through which generated code reaches the runtime. Not part
+//! of the public API: nothing here is stable.
+
+pub use crate::procedure::{BoxFuture, Descriptor};
+pub use inventory;
+pub use schemars;
+pub use serde;
+pub use serde_json;
+pub use serde_json::Value;
+
+use crate::{Procedure, RpcError};
+
+/// The parts of a `Result` return type, so that aliases such as
+/// `io::Result<T>` work as well as `Result<T, E>`.
+pub trait RpcResult {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+    /// Itself, as a plain `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+}
+
+impl<T, E> RpcResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// Decodes args that have already passed the procedure's schema.
+pub fn decode_args<P: Procedure>(args: Value) -> Result<P::Args, RpcError> {
+    serde_json::from_value(args)
+        .map_err(|error| RpcError::new(422, format!("args could not be decoded: {error}")))
+}
+
+/// Encodes a handler's outcome as the data of the response.
+pub fn encode_result<P: Procedure>(result: Result<P::Output, P::Error>) -> Result<Value, RpcError> {
+    match result {
+        Ok(output) => serde_json::to_value(output).map_err(|_| RpcError::internal()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// JSON Schema of a procedure's args.
+pub fn args_schema<P: Procedure>() -> Value {
+    schemars::SchemaGenerator::default()
+        .into_root_schema_for::<P::Args>()
+        .to_value()
+}
+
+/// JSON Schema of a procedure's result.
+pub fn output_schema<P: Procedure>() -> Value {
+    schemars::SchemaGenerator::default()
+        .into_root_schema_for::<P::Output>()
+        .to_value()
+}

@@ -1,0 +1,220 @@
+//! What a procedure is: its address, its typed marker ([`Procedure`]), the
+//! registration the macro submits ([`Descriptor`]), and the owned description
+//! shared with docs and other servers ([`ProcedureSpec`]).
+
+use crate::{Context, RpcError};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future: the return type of generated handlers.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Where a procedure lives: matching is exact on all three parts.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Address {
+    /// The scope, `"global"` unless given.
+    pub scope: String,
+    /// The procedure name.
+    pub procedure: String,
+    /// The version, `"1"` unless given.
+    pub version: String,
+}
+
+impl Address {
+    /// An address from its three parts.
+    pub fn new(
+        scope: impl Into<String>,
+        procedure: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Self {
+        Address {
+            scope: scope.into(),
+            procedure: procedure.into(),
+            version: version.into(),
+        }
+    }
+
+    /// The address of a typed procedure marker.
+    pub fn of<P: Procedure>() -> Self {
+        Address::new(P::SCOPE, P::NAME, P::VERSION)
+    }
+
+    pub(crate) fn as_refs(&self) -> (&str, &str, &str) {
+        (&self.scope, &self.procedure, &self.version)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}@{}", self.scope, self.procedure, self.version)
+    }
+}
+
+/// The typed marker `#[rpc]` generates for each procedure, named after its
+/// function. Typed calls name it: `ctx.call::<login>(args)`.
+pub trait Procedure: 'static {
+    /// The args type (the function's args parameter, or [`NoArgs`]).
+    type Args: RpcArgs;
+    /// The data of a successful call.
+    type Output: RpcOutput;
+    /// The handler's error type.
+    type Error: Into<RpcError> + Send + 'static;
+    /// The scope.
+    const SCOPE: &'static str;
+    /// The procedure name.
+    const NAME: &'static str;
+    /// The version.
+    const VERSION: &'static str;
+    /// Whether only other procedures may call it.
+    const INTERNAL: bool;
+}
+
+/// What an args type needs: `Deserialize` and `JsonSchema`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the args of an #[rpc] procedure",
+    label = "needs `serde::Deserialize` and `schemars::JsonSchema`",
+    note = "derive them: #[derive(serde::Deserialize, rpc_runtime::JsonSchema)]"
+)]
+pub trait RpcArgs: DeserializeOwned + JsonSchema + Send + 'static {}
+impl<T: DeserializeOwned + JsonSchema + Send + 'static> RpcArgs for T {}
+
+/// What a result type needs: `Serialize` and `JsonSchema`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the result of an #[rpc] procedure",
+    label = "needs `serde::Serialize` and `schemars::JsonSchema`",
+    note = "derive them: #[derive(serde::Serialize, rpc_runtime::JsonSchema)]"
+)]
+pub trait RpcOutput: Serialize + JsonSchema + Send + 'static {}
+impl<T: Serialize + JsonSchema + Send + 'static> RpcOutput for T {}
+
+/// The args of a procedure that takes none: `{}` on the wire; a missing or
+/// `null` args also decodes to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoArgs;
+
+impl Serialize for NoArgs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        serializer.serialize_map(Some(0))?.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for NoArgs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NoArgs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an empty object")
+            }
+            fn visit_unit<E>(self) -> Result<NoArgs, E> {
+                Ok(NoArgs)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<NoArgs, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(NoArgs)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl JsonSchema for NoArgs {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NoArgs".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "properties": {},
+            "additionalProperties": false
+        })
+    }
+}
+
+/// The signature of a generated handler: JSON args in, JSON data out.
+pub type HandlerFn = fn(Value, Context) -> BoxFuture<Result<Value, RpcError>>;
+
+/// A registration, as `#[rpc]` submits it at link time.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Descriptor {
+    pub scope: &'static str,
+    pub procedure: &'static str,
+    pub version: &'static str,
+    pub description: &'static str,
+    pub internal: bool,
+    pub auth: bool,
+    pub timeout_ms: Option<u64>,
+    pub args_schema: fn() -> Value,
+    pub output_schema: fn() -> Value,
+    pub handler: HandlerFn,
+    pub module: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+}
+
+inventory::collect!(Descriptor);
+
+impl Descriptor {
+    /// Every procedure linked into this binary, in unspecified order.
+    pub(crate) fn all() -> impl Iterator<Item = &'static Descriptor> {
+        inventory::iter::<Descriptor>.into_iter()
+    }
+
+    pub(crate) fn address(&self) -> Address {
+        Address::new(self.scope, self.procedure, self.version)
+    }
+
+    pub(crate) fn spec(&self) -> ProcedureSpec {
+        ProcedureSpec {
+            address: self.address(),
+            description: self.description.to_owned(),
+            internal: self.internal,
+            auth: self.auth,
+            timeout_ms: self.timeout_ms,
+            args_schema: (self.args_schema)(),
+            output_schema: (self.output_schema)(),
+        }
+    }
+
+    pub(crate) fn location(&self) -> String {
+        format!("{}:{} ({})", self.file, self.line, self.module)
+    }
+}
+
+/// Everything known about a procedure apart from its code: what docs show,
+/// and what handler servers announce to gateways.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ProcedureSpec {
+    /// Where it lives.
+    #[serde(flatten)]
+    pub address: Address,
+    /// The doc comment of the function.
+    pub description: String,
+    /// Callable only from other procedures.
+    pub internal: bool,
+    /// Requires an authenticated identity.
+    pub auth: bool,
+    /// Its own deadline, if it sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// JSON Schema (2020-12) of its args.
+    pub args_schema: Value,
+    /// JSON Schema (2020-12) of its result.
+    pub output_schema: Value,
+}

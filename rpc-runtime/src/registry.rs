@@ -1,0 +1,117 @@
+//! The table of procedures this server hosts, built once at startup from
+//! everything `#[rpc]` registered, sorted for lookup without allocation.
+
+use crate::procedure::{Descriptor, HandlerFn};
+use crate::{Address, Error, FieldError, ProcedureSpec, RpcError};
+use jsonschema::Validator;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// At most this many validation failures are listed in one 422.
+const MAX_FIELD_ERRORS: usize = 100;
+
+/// A procedure hosted here, with its compiled args validator.
+pub(crate) struct Local {
+    pub(crate) spec: ProcedureSpec,
+    validator: Validator,
+    pub(crate) handler: HandlerFn,
+}
+
+impl Local {
+    /// Checks args against the schema, listing every failure.
+    pub(crate) fn validate(&self, args: &Value) -> Result<(), RpcError> {
+        if self.validator.is_valid(args) {
+            return Ok(());
+        }
+        Err(validation_error(&self.validator, args))
+    }
+}
+
+pub(crate) fn validation_error(validator: &Validator, args: &Value) -> RpcError {
+    let errors = validator
+        .iter_errors(args)
+        .take(MAX_FIELD_ERRORS)
+        .map(|error| FieldError {
+            path: error.instance_path().to_string(),
+            message: error.to_string(),
+        })
+        .collect();
+    RpcError::invalid_args(errors)
+}
+
+/// Compiles an args schema; formats (`email`, `date-time`, ...) are checked.
+pub(crate) fn compile(address: &Address, schema: &Value) -> Result<Validator, Error> {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .map_err(|error| Error::InvalidSchema {
+            procedure: address.to_string(),
+            message: error.to_string(),
+        })
+}
+
+/// The local procedures, sorted by address.
+pub(crate) struct Registry {
+    entries: Vec<Local>,
+}
+
+impl Registry {
+    /// Builds the table from every linked registration that `host` accepts.
+    /// Clashing registrations fail the build, whether hosted or not: each
+    /// clash is listed with the places that define it.
+    pub(crate) fn from_inventory(host: &dyn Fn(&Address) -> bool) -> Result<Self, Error> {
+        let mut by_address: BTreeMap<Address, Vec<&'static Descriptor>> = BTreeMap::new();
+        for descriptor in Descriptor::all() {
+            by_address
+                .entry(descriptor.address())
+                .or_default()
+                .push(descriptor);
+        }
+        let clashes: Vec<String> = by_address
+            .iter()
+            .filter(|(_, found)| found.len() > 1)
+            .map(|(address, found)| {
+                let places: Vec<String> = found.iter().map(|d| d.location()).collect();
+                format!(
+                    "  {address} is registered {} times: {}",
+                    found.len(),
+                    places.join(", ")
+                )
+            })
+            .collect();
+        if !clashes.is_empty() {
+            return Err(Error::DuplicateProcedures(clashes));
+        }
+        let mut entries = Vec::new();
+        for (address, found) in by_address {
+            if !host(&address) {
+                continue;
+            }
+            let descriptor = found[0];
+            let spec = descriptor.spec();
+            let validator = compile(&address, &spec.args_schema)?;
+            entries.push(Local {
+                spec,
+                validator,
+                handler: descriptor.handler,
+            });
+        }
+        Ok(Registry { entries })
+    }
+
+    pub(crate) fn get(&self, address: &Address) -> Option<&Local> {
+        let key = address.as_refs();
+        self.entries
+            .binary_search_by(|entry| entry.spec.address.as_refs().cmp(&key))
+            .ok()
+            .map(|index| &self.entries[index])
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Local> {
+        self.entries.iter()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}

@@ -1,0 +1,151 @@
+//! Every server option, with its default, in one place.
+
+use super::Server;
+use crate::dispatch::{Dispatcher, DispatcherConfig};
+use crate::events::{Event, Events};
+use crate::registry::Registry;
+use crate::transport::HttpConfig;
+use crate::{Address, Authenticator, Error, ServerHandle};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which origins browsers may call from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cors {
+    /// Any origin, like the Node.js framework (the default).
+    #[default]
+    AnyOrigin,
+    /// Only these origins, e.g. `https://app.example.com`.
+    Origins(Vec<String>),
+    /// No CORS headers at all.
+    Disabled,
+}
+
+type HostFilter = Arc<dyn Fn(&Address) -> bool + Send + Sync>;
+
+/// Configures a [`Server`]; start with [`Server::builder`].
+#[must_use]
+pub struct ServerBuilder {
+    pub(super) name: String,
+    pub(super) http: Option<String>,
+    pub(super) http_config: HttpConfig,
+    pub(super) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(super) events: Events,
+    pub(super) timeout: Duration,
+    pub(super) host: HostFilter,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            name: "rpc-server".to_owned(),
+            http: None,
+            http_config: HttpConfig::default(),
+            authenticator: None,
+            events: Events::default(),
+            timeout: Duration::from_secs(30),
+            host: Arc::new(|_| true),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// The server's display name, shown in telemetry and carried as the
+    /// caller of the calls it makes.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Serves HTTP (and WebSocket upgrades) on this address, e.g.
+    /// `"127.0.0.1:9876"`; port 0 picks a free port.
+    pub fn http(mut self, addr: impl Into<String>) -> Self {
+        self.http = Some(addr.into());
+        self
+    }
+
+    /// The largest accepted HTTP body; larger ones get 413. Default 1 MiB.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.http_config.body_limit = bytes;
+        self
+    }
+
+    /// Answer every RPC over HTTP with status 200, the real code only in the
+    /// body, as clients built for the Node.js framework expect. Default off:
+    /// the HTTP status equals the body's `code`.
+    pub fn always_200(mut self, yes: bool) -> Self {
+        self.http_config.always_200 = yes;
+        self
+    }
+
+    /// Which browser origins may call. Default: any.
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.http_config.cors = cors;
+        self
+    }
+
+    /// Checks bearer tokens; see [`Authenticator`].
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Calls `hook` after every call with its request and outcome. Hooks run
+    /// on the call's task: keep them quick.
+    pub fn on_event(mut self, hook: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Self {
+        self.events.push(Arc::new(hook));
+        self
+    }
+
+    /// The deadline of calls whose procedure sets none. Default 30 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Hosts only the linked procedures that `filter` accepts; calls to the
+    /// others are forwarded (with a broker) or answered 404. Default: all.
+    pub fn host(mut self, filter: impl Fn(&Address) -> bool + Send + Sync + 'static) -> Self {
+        self.host = Arc::new(filter);
+        self
+    }
+
+    /// Hosts no procedure: a pure gateway.
+    pub fn host_none(self) -> Self {
+        self.host(|_| false)
+    }
+
+    /// Checks the configuration and builds the procedure table. Fails on
+    /// duplicate registrations, on a schema that does not compile, and on
+    /// a malformed address.
+    pub fn build(self) -> Result<Server, Error> {
+        let http_addr = match &self.http {
+            Some(addr) => Some(
+                addr.parse::<SocketAddr>()
+                    .map_err(|error| Error::Config(format!("http address {addr:?}: {error}")))?,
+            ),
+            None => None,
+        };
+        if self.http_config.body_limit == 0 {
+            return Err(Error::Config("body_limit must be greater than 0".into()));
+        }
+        let host = self.host.clone();
+        let registry = Registry::from_inventory(&*host)?;
+        let handle = ServerHandle::new(self.name.clone());
+        let dispatcher = Dispatcher::new(DispatcherConfig {
+            name: self.name.clone(),
+            registry,
+            events: self.events,
+            authenticator: self.authenticator,
+            default_timeout: self.timeout,
+            handle: handle.clone(),
+        });
+        Ok(Server {
+            http_addr,
+            http_config: self.http_config,
+            dispatcher,
+        })
+    }
+}

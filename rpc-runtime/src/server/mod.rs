@@ -1,0 +1,110 @@
+//! The server: one type in every role. It hosts the procedures its filter
+//! accepts, serves HTTP and WebSocket when given an address, and forwards
+//! what it does not host through a broker when given one.
+
+mod builder;
+mod handle;
+
+pub use builder::{Cors, ServerBuilder};
+pub use handle::ServerHandle;
+
+use crate::Error;
+use crate::dispatch::Dispatcher;
+use crate::transport::{self, HttpConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A configured server, ready to start.
+pub struct Server {
+    http_addr: Option<SocketAddr>,
+    http_config: HttpConfig,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// A handle on this server, valid before and after it starts.
+    pub fn handle(&self) -> ServerHandle {
+        self.dispatcher.handle.clone()
+    }
+
+    /// Binds the listeners and starts serving in the background.
+    pub async fn start(self) -> Result<RunningServer, Error> {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut http_addr = None;
+        if let Some(addr) = self.http_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            http_addr = Some(listener.local_addr()?);
+            let router = transport::router(self.dispatcher.clone(), self.http_config.clone());
+            let mut stop = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+                .await
+            }));
+        }
+        Ok(RunningServer {
+            http_addr,
+            dispatcher: self.dispatcher,
+            shutdown: shutdown_tx,
+            tasks,
+        })
+    }
+
+    /// Starts, then serves until Ctrl-C, then shuts down gracefully.
+    pub async fn serve(self) -> Result<(), Error> {
+        let running = self.start().await?;
+        let _ = tokio::signal::ctrl_c().await;
+        running.shutdown().await
+    }
+}
+
+/// A started server.
+pub struct RunningServer {
+    http_addr: Option<SocketAddr>,
+    dispatcher: Arc<Dispatcher>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// The bound HTTP address (with the real port when 0 was asked for).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// A handle on the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.dispatcher.handle.clone()
+    }
+
+    /// Stops taking new calls, lets the calls in flight finish, then stops.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.dispatcher.stop_accepting();
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            match task.await {
+                Ok(result) => result?,
+                Err(join) => return Err(Error::Io(std::io::Error::other(join))),
+            }
+        }
+        Ok(())
+    }
+}

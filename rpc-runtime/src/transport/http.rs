@@ -1,0 +1,125 @@
+//! `POST /` (and any path no other route takes): one call per request,
+//! stateless, identity in every envelope (protocol section 3).
+
+use super::{Gateway, client_ip, trace_id};
+use crate::envelope::{self, Malformed};
+use crate::server::Cors;
+use crate::{Call, Caller, RpcError};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The HTTP options.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpConfig {
+    pub(crate) body_limit: usize,
+    pub(crate) always_200: bool,
+    pub(crate) cors: Cors,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit: 1024 * 1024,
+            always_200: false,
+            cors: Cors::AnyOrigin,
+        }
+    }
+}
+
+/// Every request no other route took.
+pub(crate) async fn entry(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    if request.method() != Method::POST {
+        let error = RpcError::new(405, "send calls as POST with a JSON envelope");
+        return respond(&gateway.http, &Err(error), None);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match read_body(body, &parts.headers, gateway.http.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(error) => return respond(&gateway.http, &Err(error), None),
+    };
+    let envelope = match envelope::parse_object(&bytes).and_then(envelope::parse_call) {
+        Ok(envelope) => envelope,
+        Err(Malformed {
+            error,
+            correlation_id,
+        }) => {
+            return respond(&gateway.http, &Err(error), correlation_id.as_ref());
+        }
+    };
+    let call = Call {
+        address: envelope.address,
+        args: envelope.args,
+        identity: envelope.identity,
+        internal: false,
+        caller: Caller::Client {
+            transport: "http".to_owned(),
+            connection_id: None,
+            ip: Some(client_ip(&parts.headers, peer)),
+            server: gateway.dispatcher.name.clone(),
+        },
+        trace_id: trace_id(),
+        deadline: None,
+    };
+    let result = gateway.dispatcher.dispatch(call).await;
+    respond(&gateway.http, &result, envelope.correlation_id.as_ref())
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
+    let too_large = || {
+        RpcError::new(
+            413,
+            format!("the body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(error) => {
+            let limited = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if limited {
+                Err(too_large())
+            } else {
+                Err(RpcError::bad_request("the body could not be read"))
+            }
+        }
+    }
+}
+
+fn respond(
+    config: &HttpConfig,
+    result: &Result<Value, RpcError>,
+    correlation_id: Option<&Value>,
+) -> Response {
+    let status = match (config.always_200, result) {
+        (true, _) | (false, Ok(_)) => StatusCode::OK,
+        (false, Err(error)) => {
+            StatusCode::from_u16(error.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    };
+    let body = envelope::encode_response(result, correlation_id);
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
