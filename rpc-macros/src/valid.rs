@@ -83,28 +83,28 @@ fn check_signature(function: &Function<'_>, errors: &mut Errors) {
         errors.spanned(variadic.span(), "#[rpc] functions cannot be variadic");
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.spanned(
-            sig.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
             "#[rpc] functions cannot be generic: a procedure has one concrete args type and one concrete result type, from which its JSON Schemas are made",
-        );
+        ));
     }
     if let Some(receiver) = sig.receiver() {
-        errors.spanned(
-            receiver.span(),
+        errors.push(syn::Error::new_spanned(
+            receiver,
             "#[rpc] functions cannot take `self`: write a free function",
-        );
+        ));
     }
     for extra in function.args.iter().skip(1) {
-        errors.spanned(
-            extra.ty.span(),
+        errors.push(syn::Error::new_spanned(
+            &extra.ty,
             "#[rpc] functions take at most one args parameter (plus an optional `Context`); gather the fields in one struct",
-        );
+        ));
     }
     for extra in function.contexts.iter().skip(1) {
-        errors.spanned(
-            extra.ty.span(),
+        errors.push(syn::Error::new_spanned(
+            &extra.ty,
             "#[rpc] functions take at most one `Context` parameter",
-        );
+        ));
     }
     for context in &function.contexts {
         if let Type::Reference(reference) = &*context.ty {
@@ -116,17 +116,17 @@ fn check_signature(function: &Function<'_>, errors: &mut Errors) {
     }
     for args in &function.args {
         if let Type::ImplTrait(ty) = &*args.ty {
-            errors.spanned(
-                ty.span(),
+            errors.push(syn::Error::new_spanned(
+                ty,
                 "#[rpc] args must be a concrete type, not `impl Trait`, so that its JSON Schema is known",
-            );
+            ));
         }
     }
     if let Output::Plain(Type::ImplTrait(ty)) = &function.output {
-        errors.spanned(
-            ty.span(),
+        errors.push(syn::Error::new_spanned(
+            ty,
             "#[rpc] functions must return a concrete type, not `impl Trait`, so that its JSON Schema is known",
-        );
+        ));
     }
 }
 

@@ -1,0 +1,25 @@
+use rpc_runtime::{rpc, Context, JsonSchema, NoArgs, RpcError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+struct Args {
+    x: i32,
+}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+struct Out {
+    y: i32,
+}
+
+#[derive(Debug)]
+struct MyError;
+
+#[rpc(procedure = "p")]
+async fn p(args: Args) -> Result<Out, MyError> {
+    Ok(Out { y: args.x })
+}
+
+fn main() {
+    let _ = (NoArgs, Context::default());
+    let _: Option<(Args, Out, RpcError)> = None;
+}
