@@ -37,13 +37,13 @@ pub enum Caller {
     #[serde(rename_all = "camelCase")]
     Client {
         /// `"http"` or `"websocket"`.
-        transport: String,
+        transport: std::borrow::Cow<'static, str>,
         /// The WebSocket connection, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         connection_id: Option<String>,
         /// The client's IP address (`X-Real-IP` first).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        ip: Option<String>,
+        ip: Option<std::net::IpAddr>,
         /// The name of the gateway server.
         server: String,
     },

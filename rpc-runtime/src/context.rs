@@ -21,13 +21,10 @@ pub struct Context {
 
 #[derive(Default)]
 struct Inner {
-    address: Option<Address>,
+    /// The call being handled, without its args (the handler owns those).
+    call: Option<Call>,
     identity: Option<Identity>,
     user_id: Option<String>,
-    caller: Option<Caller>,
-    trace_id: String,
-    deadline: Option<Instant>,
-    server_name: String,
     invoker: Option<Arc<dyn Invoke>>,
     #[cfg(feature = "server")]
     server: Option<crate::ServerHandle>,
@@ -36,11 +33,11 @@ struct Inner {
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("address", &self.inner.address)
-            .field("identity", &self.inner.identity)
+            .field("address", &self.address())
+            .field("identity", &self.identity())
             .field("user_id", &self.inner.user_id)
-            .field("caller", &self.inner.caller)
-            .field("trace_id", &self.inner.trace_id)
+            .field("caller", &self.caller())
+            .field("trace_id", &self.trace_id())
             .finish_non_exhaustive()
     }
 }
@@ -56,32 +53,31 @@ impl Context {
         }
     }
 
+    /// The context of a call about to run; its args must have been taken.
     #[cfg(feature = "server")]
     pub(crate) fn for_call(
-        call: &Call,
+        call: Call,
         user_id: Option<String>,
-        server_name: &str,
         invoker: Arc<dyn Invoke>,
-        server: Option<crate::ServerHandle>,
+        server: crate::ServerHandle,
     ) -> Self {
         Context {
             inner: Arc::new(Inner {
-                address: Some(call.address.clone()),
-                identity: call.identity.clone(),
+                call: Some(call),
+                identity: None,
                 user_id,
-                caller: Some(call.caller.clone()),
-                trace_id: call.trace_id.clone(),
-                deadline: call.deadline,
-                server_name: server_name.to_owned(),
                 invoker: Some(invoker),
-                server,
+                server: Some(server),
             }),
         }
     }
 
     /// The identity the call carries.
     pub fn identity(&self) -> Option<&Identity> {
-        self.inner.identity.as_ref()
+        match &self.inner.call {
+            Some(call) => call.identity.as_ref(),
+            None => self.inner.identity.as_ref(),
+        }
     }
 
     /// The user id the server's authenticator gave for this identity.
@@ -91,22 +87,25 @@ impl Context {
 
     /// Who made the call.
     pub fn caller(&self) -> &Caller {
-        self.inner.caller.as_ref().unwrap_or(&Caller::Detached)
+        self.inner
+            .call
+            .as_ref()
+            .map_or(&Caller::Detached, |call| &call.caller)
     }
 
     /// The procedure this context belongs to.
     pub fn address(&self) -> Option<&Address> {
-        self.inner.address.as_ref()
+        self.inner.call.as_ref().map(|call| &call.address)
     }
 
     /// The trace id shared by this call and every call it makes.
     pub fn trace_id(&self) -> &str {
-        &self.inner.trace_id
+        self.inner.call.as_ref().map_or("", |call| &call.trace_id)
     }
 
     /// When the caller stops waiting.
     pub fn deadline(&self) -> Option<Instant> {
-        self.inner.deadline
+        self.inner.call.as_ref().and_then(|call| call.deadline)
     }
 
     /// The server running this call: connections, pushes, closes.
@@ -143,21 +142,21 @@ impl Context {
                 "this context is not attached to a server",
             ));
         };
-        let caller = match &self.inner.address {
-            Some(own) => Caller::Procedure {
+        let caller = match (self.address(), &self.inner.server) {
+            (Some(own), Some(server)) => Caller::Procedure {
                 address: own.clone(),
-                server: self.inner.server_name.clone(),
+                server: server.name().to_owned(),
             },
-            None => Caller::Detached,
+            _ => Caller::Detached,
         };
         let call = Call {
             address,
             args,
-            identity: self.inner.identity.clone(),
+            identity: self.identity().cloned(),
             internal: true,
             caller,
-            trace_id: self.inner.trace_id.clone(),
-            deadline: self.inner.deadline,
+            trace_id: self.trace_id().to_owned(),
+            deadline: self.deadline(),
         };
         invoker.invoke(call).await
     }

@@ -73,7 +73,7 @@ impl Dispatcher {
     }
 
     /// Runs a call to completion and reports it to hooks and tracing.
-    pub(crate) async fn dispatch(&self, mut call: Call) -> Result<Value, RpcError> {
+    pub(crate) async fn dispatch(&self, call: Call) -> Result<Value, RpcError> {
         let started = Instant::now();
         let span = tracing::info_span!(
             "rpc.call",
@@ -84,19 +84,17 @@ impl Dispatcher {
             rpc.code = tracing::field::Empty,
             rpc.duration_us = tracing::field::Empty,
         );
-        let keep_args = !self.events.is_empty();
-        let (kind, result) = self
-            .route(&mut call, keep_args)
-            .instrument(span.clone())
-            .await;
+        // Hooks see the request as it came; only then is it copied.
+        let record = (!self.events.is_empty()).then(|| call.clone());
+        let (kind, result) = self.route(call).instrument(span.clone()).await;
         let duration = started.elapsed();
         let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
         span.record("rpc.code", code);
         span.record("rpc.duration_us", duration.as_micros() as u64);
-        if keep_args {
+        if let Some(call) = &record {
             self.events.emit(&Event {
                 kind,
-                call: &call,
+                call,
                 result: &result,
                 duration,
             });
@@ -104,11 +102,7 @@ impl Dispatcher {
         result
     }
 
-    async fn route(
-        &self,
-        call: &mut Call,
-        keep_args: bool,
-    ) -> (EventKind, Result<Value, RpcError>) {
+    async fn route(&self, mut call: Call) -> (EventKind, Result<Value, RpcError>) {
         if !self.is_accepting() {
             return (
                 EventKind::ServerError,
@@ -118,10 +112,10 @@ impl Dispatcher {
         let Some(local) = self.registry.get(&call.address) else {
             return match self.forward.get() {
                 Some(forward) => {
-                    let result = forward.forward(call.clone()).await;
+                    let result = forward.forward(call).await;
                     (classify_forwarded(&result), result)
                 }
-                None => (EventKind::Rejected, Err(not_found(call))),
+                None => (EventKind::Rejected, Err(not_found(&call))),
             };
         };
         if local.spec.internal && !call.internal {
@@ -151,27 +145,24 @@ impl Dispatcher {
         let own_deadline = Instant::now() + timeout;
         let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
         call.deadline = Some(deadline);
-        let args = if keep_args {
-            call.args.clone()
-        } else {
-            std::mem::take(&mut call.args)
-        };
-        let context = Context::for_call(
-            call,
-            user_id,
-            &self.name,
-            self.invoker(),
-            Some(self.handle.clone()),
-        );
+        let args = std::mem::take(&mut call.args);
+        let context = Context::for_call(call, user_id, self.invoker(), self.handle.clone());
+        let address = &local.spec.address;
         let running = AssertUnwindSafe((local.handler)(args, context)).catch_unwind();
         match tokio::time::timeout_at(deadline.into(), running).await {
             Ok(Ok(Ok(data))) => (EventKind::Success, Ok(data)),
             Ok(Ok(Err(error))) => (EventKind::HandlerError, Err(error)),
             Ok(Err(_panic)) => {
-                tracing::error!(procedure = %call.address, "handler panicked");
+                tracing::error!(procedure = %address, "handler panicked");
                 (EventKind::HandlerError, Err(RpcError::internal()))
             }
-            Err(_elapsed) => (EventKind::ServerError, Err(deadline_passed(call))),
+            Err(_elapsed) => (
+                EventKind::ServerError,
+                Err(RpcError::new(
+                    504,
+                    format!("{address} did not answer before the deadline"),
+                )),
+            ),
         }
     }
 
@@ -210,13 +201,6 @@ pub(crate) fn not_found(call: &Call) -> RpcError {
         "no procedure {:?} in scope {:?} with version {:?}",
         call.address.procedure, call.address.scope, call.address.version
     ))
-}
-
-pub(crate) fn deadline_passed(call: &Call) -> RpcError {
-    RpcError::new(
-        504,
-        format!("{} did not answer before the deadline", call.address),
-    )
 }
 
 fn classify_forwarded(result: &Result<Value, RpcError>) -> EventKind {

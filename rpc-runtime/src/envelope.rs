@@ -216,8 +216,10 @@ pub(crate) fn encode_response(
             correlation_id,
         },
     };
+    let mut out = Vec::with_capacity(256);
     // Serializing a Value-based struct to a Vec cannot fail.
-    serde_json::to_vec(&wire).unwrap_or_default()
+    let _ = serde_json::to_writer(&mut out, &wire);
+    out
 }
 
 /// A response as read by clients.

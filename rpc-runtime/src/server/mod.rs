@@ -48,16 +48,13 @@ impl Server {
                 })?;
             http_addr = Some(listener.local_addr()?);
             let router = transport::router(self.dispatcher.clone(), self.http_config.clone());
+            let cors = self.http_config.cors.clone();
             let mut stop = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
-                axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move {
+                let stop = async move {
                     let _ = stop.wait_for(|stop| *stop).await;
-                })
-                .await
+                };
+                transport::serve(listener, router, &cors, stop).await
             }));
         }
         Ok(RunningServer {

@@ -61,7 +61,7 @@ pub(crate) async fn entry(
         identity: envelope.identity,
         internal: false,
         caller: Caller::Client {
-            transport: "http".to_owned(),
+            transport: "http".into(),
             connection_id: None,
             ip: Some(client_ip(&parts.headers, peer)),
             server: gateway.dispatcher.name.clone(),

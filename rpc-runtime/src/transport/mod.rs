@@ -18,16 +18,89 @@ pub(crate) struct Gateway {
     pub(crate) http: HttpConfig,
 }
 
+/// The routes; CORS is applied around the whole router by [`serve`], once
+/// per connection rather than once per route and request.
 pub(crate) fn router(dispatcher: Arc<Dispatcher>, http: HttpConfig) -> Router {
-    let cors = cors_layer(&http.cors);
     let gateway = Arc::new(Gateway { dispatcher, http });
-    let router = Router::new()
+    Router::new()
         .route("/health", get(|| async { "ok" }))
         .fallback(http::entry)
-        .with_state(gateway);
-    match cors {
-        Some(layer) => router.layer(layer),
-        None => router,
+        .with_state(gateway)
+}
+
+/// Serves the router on a bound listener until `stop` resolves.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    cors: &Cors,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::ServiceExt;
+    use std::net::SocketAddr;
+    match cors_layer(cors) {
+        Some(layer) => {
+            let service = BrowserCors {
+                cors: tower_layer::Layer::layer(&layer, router.clone()),
+                plain: router,
+            };
+            let service = ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                SocketAddr,
+            >(service);
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
+        }
+    }
+}
+
+/// Sends requests that carry an `Origin` (those from browsers) through the
+/// CORS layer, and the rest straight to the router: CORS headers mean
+/// nothing to other clients, and computing them is a large share of a
+/// small call's cost.
+#[derive(Clone)]
+struct BrowserCors {
+    cors: tower_http::cors::Cors<Router>,
+    plain: Router,
+}
+
+impl tower_service::Service<axum::extract::Request> for BrowserCors {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<
+        <tower_http::cors::Cors<Router> as tower_service::Service<axum::extract::Request>>::Future,
+        <Router as tower_service::Service<axum::extract::Request>>::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        match (
+            tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.cors, cx),
+            tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.plain, cx),
+        ) {
+            (std::task::Poll::Ready(Ok(())), std::task::Poll::Ready(Ok(()))) => {
+                std::task::Poll::Ready(Ok(()))
+            }
+            _ => std::task::Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        use futures_util::future::Either;
+        if request.headers().contains_key(axum::http::header::ORIGIN) {
+            Either::Left(self.cors.call(request))
+        } else {
+            Either::Right(self.plain.call(request))
+        }
     }
 }
 
@@ -49,17 +122,34 @@ fn cors_layer(cors: &Cors) -> Option<tower_http::cors::CorsLayer> {
     }
 }
 
-/// The client's address: `X-Real-IP` first, else the socket's peer.
-pub(crate) fn client_ip(headers: &axum::http::HeaderMap, peer: std::net::SocketAddr) -> String {
+/// The client's address: a valid `X-Real-IP` first, else the socket's peer.
+pub(crate) fn client_ip(
+    headers: &axum::http::HeaderMap,
+    peer: std::net::SocketAddr,
+) -> std::net::IpAddr {
     headers
         .get("x-real-ip")
         .and_then(|value| value.to_str().ok())
-        .map(str::trim)
-        .filter(|ip| !ip.is_empty() && ip.len() <= 64)
-        .map_or_else(|| peer.ip().to_string(), str::to_owned)
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| peer.ip())
 }
 
-/// A fresh trace id for a call that enters through a transport.
+/// A fresh trace id for a call that enters through a transport: 32 hex
+/// digits, a random per-process prefix and a counter, so that making one
+/// costs no system call.
 pub(crate) fn trace_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for word in [prefix, count] {
+        for shift in (0..16).rev() {
+            id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
+        }
+    }
+    id
 }
