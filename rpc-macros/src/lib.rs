@@ -2,9 +2,9 @@
 //!
 //! Depend on `rpc-runtime`, which re-exports this macro; the expansion reaches
 //! the runtime only through `::rpc_runtime::__private`. The stages live in
-//! their own files: [`attr`] parses the `#[rpc(...)]` arguments, [`ast`] takes
-//! a borrowed view of the function, [`valid`] checks the rules that span
-//! several parts, and [`expand`] writes the registration.
+//! their own files: `attr` parses the `#[rpc(...)]` arguments, `ast` takes
+//! a borrowed view of the function, `valid` checks the rules that span
+//! several parts, and `expand` writes the registration.
 
 mod ast;
 mod attr;

@@ -1,6 +1,54 @@
 //! Typed remote procedure calls, driven by one attribute.
 //!
-//! (The manual is written at the end of this file's module docs.)
+//! Annotate an `async fn` with [`#[rpc]`](rpc): it is collected at link
+//! time, its args and result get JSON Schemas, every call is validated
+//! against them, and a [`Server`] serves it over HTTP and WebSocket on one
+//! port.
+//!
+//! ```no_run
+//! use rpc_runtime::{rpc, Context, JsonSchema, RpcError, Server};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize, Serialize, JsonSchema)]
+//! struct LoginArgs {
+//!     email: String,
+//!     password: String,
+//! }
+//!
+//! #[derive(Deserialize, Serialize, JsonSchema)]
+//! struct Session {
+//!     user: String,
+//! }
+//!
+//! /// Signs a user in and returns the session.
+//! #[rpc(procedure = "login", scope = "auth", version = "1")]
+//! async fn login(args: LoginArgs, ctx: Context) -> Result<Session, RpcError> {
+//!     let _ = ctx.identity();
+//!     if args.password == "secret" {
+//!         Ok(Session { user: args.email })
+//!     } else {
+//!         Err(RpcError::forbidden("Auth failed"))
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), rpc_runtime::Error> {
+//!     Server::builder().name("gateway-1").http("127.0.0.1:9876").build()?.serve().await
+//! }
+//! ```
+//!
+//! The README of the repository is the manual: the attribute's keys and
+//! accepted signatures, the server's options, the wire protocol, and the
+//! linker note for procedures defined in other crates.
+//!
+//! # Features
+//!
+//! - `server` (default): the registry, dispatch, HTTP and WebSocket.
+//! - `broker` (default): forwarding calls between servers through RabbitMQ.
+//! - `docs` (default): the generated API pages and specs.
+//! - `client` (default): a typed client over HTTP and WebSocket.
+//!
+//! Without default features only what `#[rpc]` expands to is compiled.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
