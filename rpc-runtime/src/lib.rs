@@ -74,6 +74,9 @@ mod server;
 #[cfg(feature = "server")]
 mod transport;
 
+#[cfg(feature = "client")]
+mod client;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
@@ -88,7 +91,9 @@ pub use schemars::JsonSchema;
 
 #[cfg(feature = "server")]
 pub use auth::Authenticator;
+#[cfg(feature = "client")]
+pub use client::{HttpClient, ServerMessages, WsClient, WsClientBuilder};
 #[cfg(feature = "server")]
 pub use events::{Event, EventKind};
 #[cfg(feature = "server")]
-pub use server::{Cors, RunningServer, Server, ServerBuilder, ServerHandle};
+pub use server::{ConnectionInfo, Cors, RunningServer, Server, ServerBuilder, ServerHandle};

@@ -81,3 +81,83 @@ pub fn rabbitmq_uri() -> String {
     }
     uri
 }
+
+/// A raw WebSocket client, for frames the typed client never sends.
+pub mod raw {
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::Value;
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    /// A connected raw socket.
+    pub type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// Opens a connection to `ws://addr/`.
+    pub async fn connect(addr: std::net::SocketAddr) -> Socket {
+        tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+            .await
+            .expect("websocket connects")
+            .0
+    }
+
+    /// Sends a JSON text frame.
+    pub async fn send(socket: &mut Socket, frame: Value) {
+        socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Sends a raw frame.
+    pub async fn send_message(socket: &mut Socket, message: Message) {
+        socket.send(message).await.expect("send");
+    }
+
+    /// The next JSON text frame (pings and pongs skipped), within 5 s.
+    pub async fn recv(socket: &mut Socket) -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            match message {
+                Message::Text(text) => return serde_json::from_str(text.as_str()).expect("json"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn closed(socket: &mut Socket) -> Option<CloseCode> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), socket.next())
+                .await
+                .expect("closed within 5 s")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => {
+                    eprintln!("closed with an error: {error}");
+                    return None;
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+/// Polls `condition` every 10 ms for up to 5 s.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

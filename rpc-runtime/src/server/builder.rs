@@ -1,10 +1,11 @@
 //! Every server option, with its default, in one place.
 
 use super::Server;
+use super::connections::ConnectionInfo;
 use crate::dispatch::{Dispatcher, DispatcherConfig};
 use crate::events::{Event, Events};
 use crate::registry::Registry;
-use crate::transport::HttpConfig;
+use crate::transport::{HttpConfig, WsConfig};
 use crate::{Address, Authenticator, Error, ServerHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub struct ServerBuilder {
     pub(super) name: String,
     pub(super) http: Option<String>,
     pub(super) http_config: HttpConfig,
+    pub(super) ws_config: WsConfig,
     pub(super) authenticator: Option<Arc<dyn Authenticator>>,
     pub(super) events: Events,
     pub(super) timeout: Duration,
@@ -43,6 +45,7 @@ impl Default for ServerBuilder {
             name: "rpc-server".to_owned(),
             http: None,
             http_config: HttpConfig::default(),
+            ws_config: WsConfig::default(),
             authenticator: None,
             events: Events::default(),
             timeout: Duration::from_secs(30),
@@ -83,6 +86,92 @@ impl ServerBuilder {
     /// Which browser origins may call. Default: any.
     pub fn cors(mut self, cors: Cors) -> Self {
         self.http_config.cors = cors;
+        self
+    }
+
+    /// Accept WebSocket upgrades on the HTTP port. Default on.
+    pub fn websocket(mut self, enabled: bool) -> Self {
+        self.ws_config.enabled = enabled;
+        self
+    }
+
+    /// The largest WebSocket frame; a larger one gets a 413 reply and the
+    /// connection closes with code 1009. Default 1 MiB.
+    pub fn ws_frame_limit(mut self, bytes: usize) -> Self {
+        self.ws_config.max_frame = bytes;
+        self
+    }
+
+    /// Calls in flight on one WebSocket connection; more get 429. Default 256.
+    pub fn ws_max_in_flight(mut self, calls: usize) -> Self {
+        self.ws_config.max_in_flight = calls;
+        self
+    }
+
+    /// The server pings every `ping_interval`, and closes a connection that
+    /// sent nothing (not even a pong) for `idle_timeout` (code 1001).
+    /// Defaults: 30 s and 90 s.
+    pub fn ws_keep_alive(mut self, ping_interval: Duration, idle_timeout: Duration) -> Self {
+        self.ws_config.ping_interval = ping_interval;
+        self.ws_config.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Bytes of pushes that may wait for one connection. A client that
+    /// stops reading is closed (code 1013) once this much is queued, and its
+    /// queue is dropped, so it cannot grow the server's memory. A write that
+    /// makes no progress for `write_timeout` also ends the connection.
+    /// Defaults: 8 MiB and 10 s.
+    pub fn ws_outbound_limit(mut self, bytes: usize, write_timeout: Duration) -> Self {
+        self.ws_config.max_queued_bytes = bytes;
+        self.ws_config.write_timeout = write_timeout;
+        self
+    }
+
+    /// Only these `Origin`s may open WebSocket connections (others get
+    /// 403). Default: any.
+    pub fn ws_allowed_origins(
+        mut self,
+        origins: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.ws_config.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Refuse WebSocket upgrades (401) that carry no bearer token. Default
+    /// off: a connection may set its identity later with an identity frame.
+    pub fn ws_require_token(mut self, required: bool) -> Self {
+        self.ws_config.require_token = required;
+        self
+    }
+
+    /// Runs when a WebSocket connection opens.
+    pub fn on_connect(mut self, hook: impl Fn(&ConnectionInfo) + Send + Sync + 'static) -> Self {
+        self.ws_config.hooks.connect.push(Arc::new(hook));
+        self
+    }
+
+    /// Runs when a connection's identity changes.
+    pub fn on_identity_change(
+        mut self,
+        hook: impl Fn(&ConnectionInfo) + Send + Sync + 'static,
+    ) -> Self {
+        self.ws_config.hooks.identity.push(Arc::new(hook));
+        self
+    }
+
+    /// Runs for every `{"clientMessage": ...}` frame.
+    pub fn on_client_message(
+        mut self,
+        hook: impl Fn(&ConnectionInfo, &serde_json::Value) + Send + Sync + 'static,
+    ) -> Self {
+        self.ws_config.hooks.message.push(Arc::new(hook));
+        self
+    }
+
+    /// Runs when a WebSocket connection closes, for whatever reason.
+    pub fn on_disconnect(mut self, hook: impl Fn(&ConnectionInfo) + Send + Sync + 'static) -> Self {
+        self.ws_config.hooks.disconnect.push(Arc::new(hook));
         self
     }
 
@@ -142,9 +231,15 @@ impl ServerBuilder {
             default_timeout: self.timeout,
             handle: handle.clone(),
         });
+        if self.ws_config.max_frame == 0 || self.ws_config.max_in_flight == 0 {
+            return Err(Error::Config(
+                "WebSocket limits must be greater than 0".into(),
+            ));
+        }
         Ok(Server {
             http_addr,
             http_config: self.http_config,
+            ws_config: self.ws_config,
             dispatcher,
         })
     }

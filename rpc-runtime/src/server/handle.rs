@@ -1,6 +1,9 @@
 //! A cheap, cloneable handle on a running server, for handlers (through
 //! `Context::server`) and for code outside the server.
 
+use super::connections::{ConnectionInfo, Hub, close_code};
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -11,6 +14,7 @@ pub struct ServerHandle {
 }
 
 struct Inner {
+    hub: Hub,
     name: String,
     instance_id: String,
     started: Instant,
@@ -30,6 +34,7 @@ impl ServerHandle {
     pub(crate) fn new(name: String) -> Self {
         ServerHandle {
             inner: Arc::new(Inner {
+                hub: Hub::default(),
                 name,
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 started: Instant::now(),
@@ -57,4 +62,101 @@ impl ServerHandle {
     pub fn started_at(&self) -> SystemTime {
         self.inner.started_at
     }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// Pushes `{"serverMessage": message}` to one connection; false if it
+    /// is gone (or too far behind in reading, in which case it is closed).
+    pub fn send_to_connection(&self, connection_id: &str, message: impl Serialize) -> bool {
+        match (self.inner.hub.get(connection_id), push_frame(&message)) {
+            (Some(connection), Some(frame)) => connection.push(frame),
+            _ => false,
+        }
+    }
+
+    /// Pushes a server message to every connection of a user; returns how
+    /// many it was queued on.
+    pub fn send_to_user(&self, user_id: &str, message: impl Serialize) -> usize {
+        self.send_to_users([user_id], message)
+    }
+
+    /// Pushes a server message to every connection of these users.
+    pub fn send_to_users<'a>(
+        &self,
+        user_ids: impl IntoIterator<Item = &'a str>,
+        message: impl Serialize,
+    ) -> usize {
+        let Some(frame) = push_frame(&message) else {
+            return 0;
+        };
+        let connections = self.inner.hub.of_users(user_ids);
+        connections.iter().filter(|c| c.push(frame.clone())).count()
+    }
+
+    /// Pushes a server message to every connection.
+    pub fn broadcast(&self, message: impl Serialize) -> usize {
+        let Some(frame) = push_frame(&message) else {
+            return 0;
+        };
+        let connections = self.inner.hub.all();
+        connections.iter().filter(|c| c.push(frame.clone())).count()
+    }
+
+    /// Closes one connection (close code 1000); false if it is gone.
+    pub fn close_connection(&self, connection_id: &str) -> bool {
+        self.inner
+            .hub
+            .get(connection_id)
+            .map(|c| c.request_close(close_code::NORMAL))
+            .is_some()
+    }
+
+    /// Closes every connection of a user; returns how many.
+    pub fn close_user(&self, user_id: &str) -> usize {
+        let connections = self.inner.hub.of_users([user_id]);
+        connections
+            .iter()
+            .for_each(|c| c.request_close(close_code::NORMAL));
+        connections.len()
+    }
+
+    /// Closes every connection; returns how many.
+    pub fn close_all(&self) -> usize {
+        let connections = self.inner.hub.all();
+        connections
+            .iter()
+            .for_each(|c| c.request_close(close_code::GOING_AWAY));
+        connections.len()
+    }
+
+    /// How many WebSocket connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.inner.hub.len()
+    }
+
+    /// Every open connection.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.inner.hub.all().iter().map(|c| c.info()).collect()
+    }
+
+    /// One connection, if it is open.
+    pub fn connection(&self, connection_id: &str) -> Option<ConnectionInfo> {
+        self.inner.hub.get(connection_id).map(|c| c.info())
+    }
+}
+
+/// Encodes a push once, to be shared by every connection it goes to.
+fn push_frame(message: &impl Serialize) -> Option<Utf8Bytes> {
+    #[derive(Serialize)]
+    struct Push<'a, T> {
+        #[serde(rename = "serverMessage")]
+        server_message: &'a T,
+    }
+    serde_json::to_string(&Push {
+        server_message: message,
+    })
+    .ok()
+    .map(Utf8Bytes::from)
 }

@@ -3,14 +3,16 @@
 //! what it does not host through a broker when given one.
 
 mod builder;
+pub(crate) mod connections;
 mod handle;
 
 pub use builder::{Cors, ServerBuilder};
+pub use connections::ConnectionInfo;
 pub use handle::ServerHandle;
 
 use crate::Error;
 use crate::dispatch::Dispatcher;
-use crate::transport::{self, HttpConfig};
+use crate::transport::{self, HttpConfig, WsConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -20,6 +22,7 @@ use tokio::task::JoinHandle;
 pub struct Server {
     http_addr: Option<SocketAddr>,
     http_config: HttpConfig,
+    ws_config: WsConfig,
     dispatcher: Arc<Dispatcher>,
 }
 
@@ -47,7 +50,11 @@ impl Server {
                     source,
                 })?;
             http_addr = Some(listener.local_addr()?);
-            let router = transport::router(self.dispatcher.clone(), self.http_config.clone());
+            let router = transport::router(
+                self.dispatcher.clone(),
+                self.http_config.clone(),
+                self.ws_config.clone(),
+            );
             let cors = self.http_config.cors.clone();
             let mut stop = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
@@ -96,6 +103,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> Result<(), Error> {
         self.dispatcher.stop_accepting();
         let _ = self.shutdown.send(true);
+        self.dispatcher.handle.close_all();
         for task in self.tasks {
             match task.await {
                 Ok(result) => result?,

@@ -37,6 +37,12 @@ pub(crate) async fn entry(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    if gateway.ws.enabled
+        && request.method() == Method::GET
+        && is_websocket_upgrade(request.headers())
+    {
+        return super::ws::upgrade(gateway, peer, request).await;
+    }
     if request.method() != Method::POST {
         let error = RpcError::new(405, "send calls as POST with a JSON envelope");
         return respond(&gateway.http, &Err(error), None);
@@ -71,6 +77,13 @@ pub(crate) async fn entry(
     };
     let result = gateway.dispatcher.dispatch(call).await;
     respond(&gateway.http, &result, envelope.correlation_id.as_ref())
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
 }
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {

@@ -3,6 +3,7 @@
 //! [`Call`](crate::Call) and hands it to the dispatcher.
 
 mod http;
+mod ws;
 
 use crate::dispatch::Dispatcher;
 use crate::server::Cors;
@@ -11,17 +12,23 @@ use axum::routing::get;
 use std::sync::Arc;
 
 pub(crate) use http::HttpConfig;
+pub(crate) use ws::WsConfig;
 
 /// What every route handler shares.
 pub(crate) struct Gateway {
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) http: HttpConfig,
+    pub(crate) ws: WsConfig,
 }
 
 /// The routes; CORS is applied around the whole router by [`serve`], once
 /// per connection rather than once per route and request.
-pub(crate) fn router(dispatcher: Arc<Dispatcher>, http: HttpConfig) -> Router {
-    let gateway = Arc::new(Gateway { dispatcher, http });
+pub(crate) fn router(dispatcher: Arc<Dispatcher>, http: HttpConfig, ws: WsConfig) -> Router {
+    let gateway = Arc::new(Gateway {
+        dispatcher,
+        http,
+        ws,
+    });
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .fallback(http::entry)

@@ -1,0 +1,407 @@
+//! Calls over one WebSocket connection. A background task owns the socket:
+//! it matches responses to calls by correlation id, forwards server
+//! messages, and reconnects with backoff. After a reconnect it sends the
+//! identity again and takes no call before the server acknowledged it.
+
+use super::{decode_output, encode_args, envelope};
+use crate::envelope::WireIn;
+use crate::{Address, Identity, Procedure, RpcError};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Reply = oneshot::Sender<Result<Value, RpcError>>;
+
+/// Configures a [`WsClient`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct WsClientBuilder {
+    url: String,
+    identity: Option<Identity>,
+    token: Option<String>,
+    timeout: Duration,
+    min_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl WsClientBuilder {
+    /// Sets this identity once connected, and again after every reconnect.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` with the upgrade request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// How long a call waits for its response, reconnects included
+    /// (504 after that). Default 30 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The first and the longest wait between reconnect attempts; each
+    /// failed attempt doubles it. Defaults: 100 ms and 5 s.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.min_backoff = min;
+        self.max_backoff = max.max(min);
+        self
+    }
+
+    /// Connects (and sets the identity, if any); fails if the first
+    /// attempt fails. Later losses of the connection are reconnected.
+    pub async fn connect(self) -> Result<WsClient, RpcError> {
+        let socket = open(&self.url, self.token.as_deref()).await?;
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let (messages, _) = broadcast::channel(1024);
+        let (connected, _) = watch::channel(0u64);
+        let shared = Arc::new(Shared {
+            next_id: AtomicU64::new(1),
+            messages,
+            connected,
+        });
+        let mut task = Task {
+            builder: self.clone(),
+            shared: shared.clone(),
+            commands: receiver,
+            pending: HashMap::new(),
+            identity: self.identity.clone(),
+        };
+        let ready = task.handshake(socket).await?;
+        tokio::spawn(task.run(ready));
+        Ok(WsClient {
+            commands,
+            shared,
+            timeout: self.timeout,
+        })
+    }
+}
+
+struct Shared {
+    next_id: AtomicU64,
+    messages: broadcast::Sender<Value>,
+    /// Counts established connections, for tests and for waiting.
+    connected: watch::Sender<u64>,
+}
+
+enum Command {
+    Call(Map<String, Value>, Reply),
+    SetIdentity(Identity, Reply),
+    ClientMessage(Value),
+    Close,
+}
+
+/// A typed client over one WebSocket connection. Cloning shares the
+/// connection; dropping the last clone closes it.
+#[derive(Clone)]
+pub struct WsClient {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for WsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsClient").finish_non_exhaustive()
+    }
+}
+
+impl WsClient {
+    /// Configures a client of `url`, e.g. `ws://127.0.0.1:9876/`.
+    pub fn builder(url: impl Into<String>) -> WsClientBuilder {
+        WsClientBuilder {
+            url: url.into(),
+            identity: None,
+            token: None,
+            timeout: Duration::from_secs(30),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+
+    /// Connects with the defaults.
+    pub async fn connect(url: impl Into<String>) -> Result<Self, RpcError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Calls a procedure through its typed marker.
+    pub async fn call<P: Procedure>(&self, args: P::Args) -> Result<P::Output, RpcError>
+    where
+        P::Args: Serialize,
+        P::Output: DeserializeOwned,
+    {
+        let data = self
+            .call_json(Address::of::<P>(), encode_args::<P>(args)?)
+            .await?;
+        decode_output::<P>(data)
+    }
+
+    /// Calls a procedure by address with JSON args.
+    pub async fn call_json(&self, address: Address, args: Value) -> Result<Value, RpcError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Call(envelope(&address, args), reply))?;
+        self.wait(answer).await
+    }
+
+    /// Sets the connection's identity and waits for the server's
+    /// acknowledgement; it is sent again after every reconnect.
+    pub async fn set_identity(&self, identity: Identity) -> Result<(), RpcError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::SetIdentity(identity, reply))?;
+        self.wait(answer).await.map(|_| ())
+    }
+
+    /// Sends `{"clientMessage": message}`; the server does not answer.
+    pub fn send_client_message(&self, message: impl Serialize) -> Result<(), RpcError> {
+        let message =
+            serde_json::to_value(message).map_err(|e| RpcError::bad_request(e.to_string()))?;
+        self.send(Command::ClientMessage(message))
+    }
+
+    /// The server's pushes from now on.
+    pub fn server_messages(&self) -> ServerMessages {
+        ServerMessages(self.shared.messages.subscribe())
+    }
+
+    /// How many times a connection was established (1 after `connect`).
+    pub fn connections_made(&self) -> u64 {
+        *self.shared.connected.borrow()
+    }
+
+    /// Waits until at least `count` connections were established.
+    pub async fn wait_for_connections(&self, count: u64) {
+        let mut connected = self.shared.connected.subscribe();
+        let _ = connected.wait_for(|made| *made >= count).await;
+    }
+
+    /// Closes the connection; calls still waiting get 503.
+    pub fn close(&self) {
+        let _ = self.commands.send(Command::Close);
+    }
+
+    fn send(&self, command: Command) -> Result<(), RpcError> {
+        self.commands
+            .send(command)
+            .map_err(|_| RpcError::new(503, "the client is closed"))
+    }
+
+    async fn wait(
+        &self,
+        answer: oneshot::Receiver<Result<Value, RpcError>>,
+    ) -> Result<Value, RpcError> {
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(RpcError::new(503, "the client is closed")),
+            Err(_) => Err(RpcError::new(
+                504,
+                "no response before the client's deadline",
+            )),
+        }
+    }
+}
+
+/// The server's pushes, in order. A reader that falls more than 1,024
+/// messages behind skips the oldest.
+#[derive(Debug)]
+pub struct ServerMessages(broadcast::Receiver<Value>);
+
+impl ServerMessages {
+    /// The next push; `None` once the client is closed.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            match self.0.recv().await {
+                Ok(message) => return Some(message),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+async fn open(url: &str, token: Option<&str>) -> Result<Socket, RpcError> {
+    let mut request = url.into_client_request().map_err(|error| {
+        RpcError::bad_request(format!("invalid WebSocket URL {url:?}: {error}"))
+    })?;
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| RpcError::bad_request("the token is not a valid header value"))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(RpcError::new(
+            response.status().as_u16(),
+            "the server refused the WebSocket upgrade",
+        )),
+        Err(error) => Err(RpcError::new(
+            503,
+            format!("cannot connect to {url}: {error}"),
+        )),
+    }
+}
+
+/// The background task that owns the socket.
+struct Task {
+    builder: WsClientBuilder,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    pending: HashMap<String, Reply>,
+    identity: Option<Identity>,
+}
+
+/// How a connection ended.
+enum End {
+    Lost,
+    Closed,
+}
+
+impl Task {
+    fn next_id(&self) -> String {
+        format!("c{}", self.shared.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Sends the identity, if any, and waits for its acknowledgement; only
+    /// then is the connection ready for calls.
+    async fn handshake(&mut self, mut socket: Socket) -> Result<Socket, RpcError> {
+        if let Some(identity) = self.identity.clone() {
+            let id = self.next_id();
+            let frame = serde_json::json!({ "identity": identity, "correlationId": id });
+            send(&mut socket, &frame).await?;
+            loop {
+                match socket.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Ok(response) = serde_json::from_str::<WireIn>(text.as_str())
+                            && response.correlation_id.as_ref().and_then(Value::as_str)
+                                == Some(id.as_str())
+                        {
+                            response.into_result()?;
+                            break;
+                        }
+                        self.on_text(text.as_str());
+                    }
+                    Some(Ok(_)) => {}
+                    _ => {
+                        return Err(RpcError::new(
+                            503,
+                            "the connection closed during the identity handshake",
+                        ));
+                    }
+                }
+            }
+        }
+        self.shared.connected.send_modify(|made| *made += 1);
+        Ok(socket)
+    }
+
+    async fn run(mut self, mut socket: Socket) {
+        let mut backoff = self.builder.min_backoff;
+        loop {
+            match self.serve(&mut socket).await {
+                End::Closed => {
+                    let _ = socket.close(None).await;
+                    self.fail_pending("the client is closed");
+                    return;
+                }
+                End::Lost => self.fail_pending("the connection was lost"),
+            }
+            socket = loop {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.builder.max_backoff);
+                if self.commands.is_closed() {
+                    return;
+                }
+                let Ok(fresh) = open(&self.builder.url, self.builder.token.as_deref()).await else {
+                    continue;
+                };
+                if let Ok(ready) = self.handshake(fresh).await {
+                    backoff = self.builder.min_backoff;
+                    break ready;
+                }
+            };
+        }
+    }
+
+    async fn serve(&mut self, socket: &mut Socket) -> End {
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return End::Closed };
+                    let frame = match command {
+                        Command::Close => return End::Closed,
+                        Command::Call(mut frame, reply) => {
+                            let id = self.next_id();
+                            frame.insert("correlationId".into(), Value::String(id.clone()));
+                            self.pending.insert(id, reply);
+                            Value::Object(frame)
+                        }
+                        Command::SetIdentity(identity, reply) => {
+                            let id = self.next_id();
+                            self.identity = Some(identity.clone());
+                            self.pending.insert(id.clone(), reply);
+                            serde_json::json!({ "identity": identity, "correlationId": id })
+                        }
+                        Command::ClientMessage(message) => serde_json::json!({ "clientMessage": message }),
+                    };
+                    if send(socket, &frame).await.is_err() {
+                        return End::Lost;
+                    }
+                }
+                message = socket.next() => match message {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Lost,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: &str) {
+        let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
+            return;
+        };
+        if let Some(message) = frame.remove("serverMessage") {
+            let _ = self.shared.messages.send(message);
+            return;
+        }
+        let Ok(response) = serde_json::from_value::<WireIn>(Value::Object(frame)) else {
+            return;
+        };
+        let id = response
+            .correlation_id
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(reply) = id.and_then(|id| self.pending.remove(&id)) {
+            let _ = reply.send(response.into_result());
+        }
+    }
+
+    fn fail_pending(&mut self, why: &'static str) {
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(RpcError::new(503, why)));
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, frame: &Value) -> Result<(), RpcError> {
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .map_err(|error| RpcError::new(503, format!("the connection failed: {error}")))
+}

@@ -1,0 +1,249 @@
+//! The WebSocket connections a server holds, indexed by id and by user, so
+//! that a push reaches one connection, one user's, or all of them.
+
+use crate::Identity;
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Notify, mpsc};
+
+/// What hooks and listings see of a connection.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// A UUID, unique to this connection.
+    pub id: String,
+    /// The identity the connection holds, if it set one.
+    pub identity: Option<Identity>,
+    /// The user id the authenticator gave, if any.
+    pub user_id: Option<String>,
+    /// The client's address: `X-Real-IP` first, else the peer's.
+    pub ip: IpAddr,
+}
+
+/// Close codes the server uses.
+pub(crate) mod close_code {
+    /// A normal close asked for by the server.
+    pub(crate) const NORMAL: u16 = 1000;
+    /// The server is going away, or the client was idle too long.
+    pub(crate) const GOING_AWAY: u16 = 1001;
+    /// The client broke a rule (its authorization changed).
+    pub(crate) const POLICY: u16 = 1008;
+    /// A frame was larger than the limit.
+    pub(crate) const TOO_BIG: u16 = 1009;
+    /// The client reads too slowly: its queue of pushes is full.
+    pub(crate) const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// One live connection, shared by its task and the hub.
+pub(crate) struct Connection {
+    pub(crate) id: String,
+    pub(crate) ip: IpAddr,
+    state: Mutex<State>,
+    outbound: mpsc::UnboundedSender<Utf8Bytes>,
+    /// Bytes queued for this connection and not yet written.
+    queued: AtomicUsize,
+    max_queued: usize,
+    close: Notify,
+    close_code: AtomicU16,
+}
+
+#[derive(Default)]
+struct State {
+    identity: Option<Identity>,
+    user_id: Option<String>,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        id: String,
+        ip: IpAddr,
+        identity: Option<Identity>,
+        user_id: Option<String>,
+        max_queued: usize,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Utf8Bytes>) {
+        let (outbound, receiver) = mpsc::unbounded_channel();
+        let connection = Connection {
+            id,
+            ip,
+            state: Mutex::new(State { identity, user_id }),
+            outbound,
+            queued: AtomicUsize::new(0),
+            max_queued,
+            close: Notify::new(),
+            close_code: AtomicU16::new(0),
+        };
+        (Arc::new(connection), receiver)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn info(&self) -> ConnectionInfo {
+        let state = self.state();
+        ConnectionInfo {
+            id: self.id.clone(),
+            identity: state.identity.clone(),
+            user_id: state.user_id.clone(),
+            ip: self.ip,
+        }
+    }
+
+    pub(crate) fn identity(&self) -> Option<Identity> {
+        self.state().identity.clone()
+    }
+
+    pub(crate) fn user_id(&self) -> Option<String> {
+        self.state().user_id.clone()
+    }
+
+    /// Queues a text frame. A client that lets more than the limit pile up
+    /// is closed (1013) rather than allowed to grow the server's memory.
+    pub(crate) fn push(&self, text: Utf8Bytes) -> bool {
+        let size = text.len();
+        let queued = self.queued.fetch_add(size, Ordering::AcqRel) + size;
+        if queued > self.max_queued {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            self.request_close(close_code::TRY_AGAIN_LATER);
+            return false;
+        }
+        self.outbound.send(text).is_ok()
+    }
+
+    /// Called by the connection's task once a queued frame is written.
+    pub(crate) fn written(&self, size: usize) {
+        self.queued.fetch_sub(size, Ordering::AcqRel);
+    }
+
+    pub(crate) fn request_close(&self, code: u16) {
+        let _ = self
+            .close_code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.close.notify_one();
+    }
+
+    /// Resolves when a close was asked for; yields the close code.
+    pub(crate) async fn close_requested(&self) -> u16 {
+        self.close.notified().await;
+        match self.close_code.load(Ordering::Acquire) {
+            0 => close_code::NORMAL,
+            code => code,
+        }
+    }
+}
+
+/// Every connection of a server.
+#[derive(Default)]
+pub(crate) struct Hub {
+    inner: Mutex<Index>,
+}
+
+#[derive(Default)]
+struct Index {
+    by_id: HashMap<String, Arc<Connection>>,
+    by_user: HashMap<String, HashSet<String>>,
+}
+
+impl Hub {
+    fn index(&self) -> MutexGuard<'_, Index> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn insert(&self, connection: Arc<Connection>) {
+        let mut index = self.index();
+        if let Some(user) = connection.user_id() {
+            index
+                .by_user
+                .entry(user)
+                .or_default()
+                .insert(connection.id.clone());
+        }
+        index.by_id.insert(connection.id.clone(), connection);
+    }
+
+    pub(crate) fn remove(&self, connection: &Connection) {
+        let mut index = self.index();
+        index.by_id.remove(&connection.id);
+        if let Some(user) = connection.user_id() {
+            unlink(&mut index, &user, &connection.id);
+        }
+    }
+
+    /// Replaces a connection's identity and user, keeping the user index.
+    pub(crate) fn set_identity(
+        &self,
+        connection: &Connection,
+        identity: Identity,
+        user_id: Option<String>,
+    ) {
+        let mut index = self.index();
+        let mut state = connection.state();
+        if state.user_id != user_id {
+            if let Some(old) = &state.user_id {
+                unlink(&mut index, old, &connection.id);
+            }
+            if let Some(new) = &user_id {
+                index
+                    .by_user
+                    .entry(new.clone())
+                    .or_default()
+                    .insert(connection.id.clone());
+            }
+        }
+        state.identity = Some(identity);
+        state.user_id = user_id;
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Connection>> {
+        self.index().by_id.get(id).cloned()
+    }
+
+    pub(crate) fn of_users<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Arc<Connection>> {
+        let index = self.index();
+        let mut found = Vec::new();
+        for user in users {
+            if let Some(ids) = index.by_user.get(user) {
+                found.extend(ids.iter().filter_map(|id| index.by_id.get(id).cloned()));
+            }
+        }
+        found
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Connection>> {
+        self.index().by_id.values().cloned().collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index().by_id.len()
+    }
+}
+
+fn unlink(index: &mut Index, user: &str, id: &str) {
+    if let Some(ids) = index.by_user.get_mut(user) {
+        ids.remove(id);
+        if ids.is_empty() {
+            index.by_user.remove(user);
+        }
+    }
+}
+
+/// Hooks on connection events; each runs on the connection's task.
+#[derive(Clone, Default)]
+pub(crate) struct ConnectionHooks {
+    pub(crate) connect: Vec<Arc<dyn Fn(&ConnectionInfo) + Send + Sync>>,
+    pub(crate) identity: Vec<Arc<dyn Fn(&ConnectionInfo) + Send + Sync>>,
+    pub(crate) message: Vec<Arc<dyn Fn(&ConnectionInfo, &serde_json::Value) + Send + Sync>>,
+    pub(crate) disconnect: Vec<Arc<dyn Fn(&ConnectionInfo) + Send + Sync>>,
+}

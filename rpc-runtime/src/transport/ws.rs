@@ -1,0 +1,453 @@
+//! WebSocket on the HTTP port (protocol section 4): identity per
+//! connection, concurrent calls answered out of order, client messages,
+//! server pushes, and the limits that keep one client from hurting the
+//! server.
+//!
+//! Each connection is one task. Calls made on it are polled concurrently by
+//! that task (no task per call); pushes from elsewhere arrive through an
+//! unbounded queue whose size in bytes is capped.
+
+use super::{Gateway, client_ip, trace_id};
+use crate::envelope::{self, Frame, Malformed};
+use crate::server::connections::{Connection, ConnectionInfo, close_code};
+use crate::{Call, Caller, Identity, RpcError};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::Value;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The WebSocket options.
+#[derive(Clone)]
+pub(crate) struct WsConfig {
+    pub(crate) enabled: bool,
+    pub(crate) max_frame: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) ping_interval: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_queued_bytes: usize,
+    pub(crate) write_timeout: Duration,
+    pub(crate) allowed_origins: Option<Vec<String>>,
+    pub(crate) require_token: bool,
+    pub(crate) hooks: crate::server::connections::ConnectionHooks,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            enabled: true,
+            max_frame: 1024 * 1024,
+            max_in_flight: 256,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
+            max_queued_bytes: 8 * 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
+            allowed_origins: None,
+            require_token: false,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// How long a closing connection waits for the client's Close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// A call running on a connection: its correlation id and outcome.
+type Running = Pin<Box<dyn Future<Output = (Option<Value>, Result<Value, RpcError>)> + Send>>;
+
+/// Accepts or refuses an upgrade: allowed origins, then the bearer token
+/// (`Authorization` header, or `token` query parameter for browsers).
+pub(crate) async fn upgrade(gateway: Arc<Gateway>, peer: SocketAddr, request: Request) -> Response {
+    let ws_config = &gateway.ws;
+    let (mut parts, _body) = request.into_parts();
+    if let Some(allowed) = &ws_config.allowed_origins {
+        let origin = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        if !origin.is_some_and(|origin| allowed.iter().any(|a| a == origin)) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "this origin may not open WebSocket connections",
+            );
+        }
+    }
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query_token(parts.uri.query()).map(|token| format!("Bearer {token}")));
+    let mut identity = None;
+    let mut user_id = None;
+    match authorization {
+        Some(authorization) => {
+            let presented = Identity::with_authorization(authorization);
+            if let (Some(authenticator), Some(token)) =
+                (gateway.dispatcher.authenticator(), presented.token())
+            {
+                match authenticator.authenticate(token.to_owned()).await {
+                    Ok(user) => user_id = Some(user),
+                    Err(error) => return refuse(StatusCode::UNAUTHORIZED, error.message()),
+                }
+            }
+            identity = Some(presented);
+        }
+        None if ws_config.require_token => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required to connect",
+            );
+        }
+        None => {}
+    }
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let ip = client_ip(&parts.headers, peer);
+    let limit = ws_config.max_frame;
+    upgrade
+        // The read buffer is allocated up front for every connection; a
+        // small one keeps idle connections cheap.
+        .read_buffer_size(2 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| async move {
+            let id = uuid::Uuid::new_v4().to_string();
+            let max_queued = gateway.ws.max_queued_bytes;
+            let (connection, outbound) = Connection::new(id, ip, identity, user_id, max_queued);
+            Session::new(gateway, connection)
+                .run(socket, outbound)
+                .await;
+        })
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "token" && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let body = envelope::encode_response(
+        &Err(RpcError::new(status.as_u16(), message.to_owned())),
+        None,
+    );
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The state of one connection's task.
+struct Session {
+    gateway: Arc<Gateway>,
+    connection: Arc<Connection>,
+    calls: FuturesUnordered<Running>,
+    last_seen: Instant,
+    caller: Caller,
+}
+
+/// Why the task stops.
+enum Stop {
+    /// The client closed or the socket failed: nothing more to send.
+    Gone,
+    /// Send this close code, then stop.
+    Close(u16, &'static str),
+}
+
+impl Session {
+    fn new(gateway: Arc<Gateway>, connection: Arc<Connection>) -> Self {
+        let caller = Caller::Client {
+            transport: "websocket".into(),
+            connection_id: Some(connection.id.clone()),
+            ip: Some(connection.ip),
+            server: gateway.dispatcher.name.clone(),
+        };
+        Session {
+            gateway,
+            connection,
+            calls: FuturesUnordered::new(),
+            last_seen: Instant::now(),
+            caller,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut socket: WebSocket,
+        mut outbound: tokio::sync::mpsc::UnboundedReceiver<Utf8Bytes>,
+    ) {
+        let hub = self.gateway.dispatcher.handle.clone();
+        hub.hub().insert(self.connection.clone());
+        self.emit(&self.gateway.ws.hooks.connect);
+        let ping_every = self.gateway.ws.ping_interval;
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        let stop = loop {
+            let step = tokio::select! {
+                biased;
+                code = self.connection.close_requested() => Err(Stop::Close(code, "closed by the server")),
+                Some(text) = outbound.recv() => {
+                    let size = text.len();
+                    let sent = self.feed(&mut socket, Message::Text(text)).await;
+                    self.connection.written(size);
+                    sent
+                }
+                Some((correlation_id, result)) = self.calls.next(), if !self.calls.is_empty() => {
+                    self.answer(&mut socket, &result, correlation_id.as_ref()).await
+                }
+                frame = socket.recv() => self.on_frame(&mut socket, frame).await,
+                _ = ping.tick() => self.keep_alive(&mut socket).await,
+            };
+            let flushed = match step {
+                Ok(()) => self.flush(&mut socket).await,
+                Err(stop) => Err(stop),
+            };
+            if let Err(stop) = flushed {
+                break stop;
+            }
+        };
+        if let Stop::Close(code, reason) = stop {
+            let close = Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }));
+            let _ = tokio::time::timeout(self.gateway.ws.write_timeout, socket.send(close)).await;
+            // The closing handshake: wait for the client's Close before the
+            // socket is dropped. Dropping it with unread input would reset
+            // the connection and could destroy the Close the client has not
+            // read yet. A client that never answers is given one second.
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                loop {
+                    match socket.recv().await {
+                        Some(Ok(Message::Close(_))) => return,
+                        Some(Ok(_)) => {}
+                        // Unreadable input (such as the rest of an oversized
+                        // frame) ends the stream: give the client time to
+                        // read the Close before the reset.
+                        Some(Err(_)) | None => std::future::pending::<()>().await,
+                    }
+                }
+            })
+            .await;
+        }
+        hub.hub().remove(&self.connection);
+        self.emit(&self.gateway.ws.hooks.disconnect);
+    }
+
+    fn emit(&self, hooks: &[Arc<dyn Fn(&ConnectionInfo) + Send + Sync>]) {
+        if hooks.is_empty() {
+            return;
+        }
+        let info = self.connection.info();
+        for hook in hooks {
+            hook(&info);
+        }
+    }
+
+    async fn on_frame(
+        &mut self,
+        socket: &mut WebSocket,
+        frame: Option<Result<Message, axum::Error>>,
+    ) -> Result<(), Stop> {
+        self.last_seen = Instant::now();
+        match frame {
+            None | Some(Ok(Message::Close(_))) => Err(Stop::Gone),
+            Some(Err(error)) => {
+                if is_too_big(&error) {
+                    let limit = self.gateway.ws.max_frame;
+                    let too_big = RpcError::new(
+                        413,
+                        format!("the frame is larger than the limit of {limit} bytes"),
+                    );
+                    let _ = self.answer(socket, &Err(too_big), None).await;
+                    Err(Stop::Close(close_code::TOO_BIG, "frame too large"))
+                } else {
+                    Err(Stop::Gone)
+                }
+            }
+            Some(Ok(Message::Text(text))) => self.on_text(socket, text.as_bytes()).await,
+            Some(Ok(Message::Binary(_))) => {
+                let error =
+                    RpcError::bad_request("binary frames are not supported: send JSON text frames");
+                self.answer(socket, &Err(error), None).await
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+        }
+    }
+
+    async fn on_text(&mut self, socket: &mut WebSocket, bytes: &[u8]) -> Result<(), Stop> {
+        let frame = match envelope::parse_object(bytes).and_then(envelope::parse_frame) {
+            Ok(frame) => frame,
+            Err(Malformed {
+                error,
+                correlation_id,
+            }) => {
+                return self
+                    .answer(socket, &Err(error), correlation_id.as_ref())
+                    .await;
+            }
+        };
+        match frame {
+            Frame::SetIdentity {
+                identity,
+                correlation_id,
+            } => {
+                let result = self.set_identity(identity).await.map(|()| Value::Null);
+                let answered = self.answer(socket, &result, correlation_id.as_ref()).await;
+                if matches!(&result, Err(e) if e.code() == 400) {
+                    return Err(Stop::Close(
+                        close_code::POLICY,
+                        "identity.authorization has changed",
+                    ));
+                }
+                answered
+            }
+            Frame::ClientMessage(message) => {
+                let hooks = &self.gateway.ws.hooks.message;
+                if !hooks.is_empty() {
+                    let info = self.connection.info();
+                    for hook in hooks {
+                        hook(&info, &message);
+                    }
+                }
+                Ok(())
+            }
+            Frame::Call(envelope) => {
+                let correlation_id = envelope.correlation_id;
+                if let Some(identity) = envelope.identity
+                    && let Err(error) = self.set_identity(identity).await
+                {
+                    let answered = self
+                        .answer(socket, &Err(error.clone()), correlation_id.as_ref())
+                        .await;
+                    if error.code() == 400 {
+                        return Err(Stop::Close(
+                            close_code::POLICY,
+                            "identity.authorization has changed",
+                        ));
+                    }
+                    return answered;
+                }
+                if self.calls.len() >= self.gateway.ws.max_in_flight {
+                    let limit = self.gateway.ws.max_in_flight;
+                    let busy = RpcError::new(
+                        429,
+                        format!("more than {limit} calls in flight on this connection"),
+                    );
+                    return self
+                        .answer(socket, &Err(busy), correlation_id.as_ref())
+                        .await;
+                }
+                let call = Call {
+                    address: envelope.address,
+                    args: envelope.args,
+                    identity: self.connection.identity(),
+                    internal: false,
+                    caller: self.caller.clone(),
+                    trace_id: trace_id(),
+                    deadline: None,
+                };
+                let dispatcher = self.gateway.dispatcher.clone();
+                self.calls.push(Box::pin(async move {
+                    (correlation_id, dispatcher.dispatch(call).await)
+                }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies the identity rules of the protocol: a held authorization may
+    /// not change (400, then the connection closes); the authenticator, if
+    /// any, must accept a presented token (401, identity unchanged).
+    async fn set_identity(&mut self, identity: Identity) -> Result<(), RpcError> {
+        let held = self.connection.identity();
+        if let Some(held) = held.as_ref().and_then(|i| i.authorization.as_deref())
+            && identity.authorization.as_deref() != Some(held)
+        {
+            return Err(RpcError::bad_request(
+                "identity.authorization has changed - disconnecting websocket connection",
+            ));
+        }
+        let mut user_id = self.connection.user_id();
+        if let (Some(authenticator), Some(token)) =
+            (self.gateway.dispatcher.authenticator(), identity.token())
+        {
+            user_id = Some(authenticator.authenticate(token.to_owned()).await?);
+        }
+        let changed = held.as_ref() != Some(&identity);
+        self.gateway
+            .dispatcher
+            .handle
+            .hub()
+            .set_identity(&self.connection, identity, user_id);
+        if changed {
+            self.emit(&self.gateway.ws.hooks.identity);
+        }
+        Ok(())
+    }
+
+    async fn keep_alive(&mut self, socket: &mut WebSocket) -> Result<(), Stop> {
+        if self.last_seen.elapsed() >= self.gateway.ws.idle_timeout {
+            return Err(Stop::Close(close_code::GOING_AWAY, "idle for too long"));
+        }
+        self.feed(socket, Message::Ping(Default::default())).await
+    }
+
+    /// Writes a response, and every other one already finished, unflushed.
+    async fn answer(
+        &mut self,
+        socket: &mut WebSocket,
+        result: &Result<Value, RpcError>,
+        correlation_id: Option<&Value>,
+    ) -> Result<(), Stop> {
+        self.feed(socket, response_frame(result, correlation_id))
+            .await?;
+        while let Some(Some((correlation_id, result))) = self.calls.next().now_or_never() {
+            self.feed(socket, response_frame(&result, correlation_id.as_ref()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    // `&mut self` rather than `&self`: the session is not `Sync`.
+    async fn feed(&mut self, socket: &mut WebSocket, message: Message) -> Result<(), Stop> {
+        match tokio::time::timeout(self.gateway.ws.write_timeout, socket.feed(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Stop::Gone),
+        }
+    }
+
+    async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), Stop> {
+        match tokio::time::timeout(self.gateway.ws.write_timeout, socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Stop::Gone),
+        }
+    }
+}
+
+fn response_frame(result: &Result<Value, RpcError>, correlation_id: Option<&Value>) -> Message {
+    let bytes = envelope::encode_response(result, correlation_id);
+    // serde_json writes UTF-8.
+    Message::Text(String::from_utf8(bytes).unwrap_or_default().into())
+}
+
+fn is_too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(current) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
