@@ -62,4 +62,8 @@ pub enum Caller {
 /// Something that can run calls: a server's dispatcher.
 pub(crate) trait Invoke: Send + Sync {
     fn invoke(&self, call: Call) -> BoxFuture<Result<Value, RpcError>>;
+
+    /// The server the calls run on.
+    #[cfg(feature = "server")]
+    fn server(&self) -> &crate::ServerHandle;
 }

@@ -26,8 +26,6 @@ struct Inner {
     identity: Option<Identity>,
     user_id: Option<String>,
     invoker: Option<Arc<dyn Invoke>>,
-    #[cfg(feature = "server")]
-    server: Option<crate::ServerHandle>,
 }
 
 impl std::fmt::Debug for Context {
@@ -55,19 +53,13 @@ impl Context {
 
     /// The context of a call about to run; its args must have been taken.
     #[cfg(feature = "server")]
-    pub(crate) fn for_call(
-        call: Call,
-        user_id: Option<String>,
-        invoker: Arc<dyn Invoke>,
-        server: crate::ServerHandle,
-    ) -> Self {
+    pub(crate) fn for_call(call: Call, user_id: Option<String>, invoker: Arc<dyn Invoke>) -> Self {
         Context {
             inner: Arc::new(Inner {
                 call: Some(call),
                 identity: None,
                 user_id,
                 invoker: Some(invoker),
-                server: Some(server),
             }),
         }
     }
@@ -111,7 +103,7 @@ impl Context {
     /// The server running this call: connections, pushes, closes.
     #[cfg(feature = "server")]
     pub fn server(&self) -> Option<&crate::ServerHandle> {
-        self.inner.server.as_ref()
+        self.inner.invoker.as_deref().map(Invoke::server)
     }
 
     /// Calls another procedure through its typed marker; internal
@@ -142,12 +134,12 @@ impl Context {
                 "this context is not attached to a server",
             ));
         };
-        let caller = match (self.address(), &self.inner.server) {
-            (Some(own), Some(server)) => Caller::Procedure {
+        let caller = match self.address() {
+            Some(own) => Caller::Procedure {
                 address: own.clone(),
-                server: server.name().to_owned(),
+                server: invoker.server().name().to_owned(),
             },
-            _ => Caller::Detached,
+            None => Caller::Detached,
         };
         let call = Call {
             address,

@@ -146,10 +146,15 @@ impl Dispatcher {
         let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
         call.deadline = Some(deadline);
         let args = std::mem::take(&mut call.args);
-        let context = Context::for_call(call, user_id, self.invoker(), self.handle.clone());
+        let context = Context::for_call(call, user_id, self.invoker());
         let address = &local.spec.address;
-        let running = AssertUnwindSafe((local.handler)(args, context)).catch_unwind();
-        match tokio::time::timeout_at(deadline.into(), running).await {
+        let mut running = AssertUnwindSafe((local.handler)(args, context)).catch_unwind();
+        // Most handlers finish in their first poll: they need no timer.
+        let outcome = match (&mut running).now_or_never() {
+            Some(outcome) => Ok(outcome),
+            None => tokio::time::timeout_at(deadline.into(), running).await,
+        };
+        match outcome {
             Ok(Ok(Ok(data))) => (EventKind::Success, Ok(data)),
             Ok(Ok(Err(error))) => (EventKind::HandlerError, Err(error)),
             Ok(Err(_panic)) => {
@@ -188,10 +193,11 @@ impl Dispatcher {
     }
 
     fn invoker(&self) -> Arc<dyn Invoke> {
-        // `me` is set by `new_cyclic` and the dispatcher is alive while it runs a call.
+        // `me` is set by `new_cyclic`, and a dispatcher that runs a call is
+        // alive: the upgrade succeeds.
         match self.me.upgrade() {
             Some(me) => me,
-            None => Arc::new(Detached),
+            None => Arc::new(Detached(self.handle.clone())),
         }
     }
 }
@@ -218,12 +224,21 @@ impl Invoke for Dispatcher {
         };
         Box::pin(async move { me.dispatch(call).await })
     }
+
+    fn server(&self) -> &ServerHandle {
+        &self.handle
+    }
 }
 
-struct Detached;
+/// Stands in for a dispatcher that is being dropped.
+struct Detached(ServerHandle);
 
 impl Invoke for Detached {
     fn invoke(&self, _call: Call) -> BoxFuture<Result<Value, RpcError>> {
         Box::pin(async { Err(RpcError::new(503, "the server has stopped")) })
+    }
+
+    fn server(&self) -> &ServerHandle {
+        &self.0
     }
 }

@@ -142,15 +142,18 @@ pub(crate) fn client_ip(
 }
 
 /// A fresh trace id for a call that enters through a transport: 32 hex
-/// digits, a random per-process prefix and a counter, so that making one
-/// costs no system call.
+/// digits, a random prefix per thread and a counter, so that making one
+/// costs no system call and no shared atomic.
 pub(crate) fn trace_id() -> String {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    use std::cell::Cell;
+    thread_local! {
+        static NEXT: Cell<(u64, u64)> = Cell::new((uuid::Uuid::new_v4().as_u64_pair().0, 0));
+    }
+    let (prefix, count) = NEXT.with(|next| {
+        let (prefix, count) = next.get();
+        next.set((prefix, count.wrapping_add(1)));
+        (prefix, count)
+    });
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(32);
     for word in [prefix, count] {

@@ -191,10 +191,14 @@ impl Session {
         let ping_every = self.gateway.ws.ping_interval;
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        // Registered once for the connection's life, not once per frame.
+        let connection = self.connection.clone();
+        let closing = connection.close_requested();
+        tokio::pin!(closing);
         let stop = loop {
             let step = tokio::select! {
                 biased;
-                code = self.connection.close_requested() => Err(Stop::Close(code, "closed by the server")),
+                code = &mut closing => Err(Stop::Close(code, "closed by the server")),
                 Some(text) = outbound.recv() => {
                     let size = text.len();
                     let sent = self.feed(&mut socket, Message::Text(text)).await;
@@ -357,10 +361,19 @@ impl Session {
                     deadline: None,
                 };
                 let dispatcher = self.gateway.dispatcher.clone();
-                self.calls.push(Box::pin(async move {
-                    (correlation_id, dispatcher.dispatch(call).await)
-                }));
-                Ok(())
+                let mut running: Running =
+                    Box::pin(async move { (correlation_id, dispatcher.dispatch(call).await) });
+                // Most calls finish in their first poll: answer them at once,
+                // and keep only the others running on the connection.
+                match (&mut running).now_or_never() {
+                    Some((correlation_id, result)) => {
+                        self.answer(socket, &result, correlation_id.as_ref()).await
+                    }
+                    None => {
+                        self.calls.push(running);
+                        Ok(())
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,368 @@
+//! Run with:
+//!
+//! ```sh
+//! cargo bench -p rpc-benches --bench ws
+//! ```
+//!
+//! Two measurements in one run:
+//!
+//! 1. Calls/s of an `add` procedure over WebSocket, through the framework
+//!    (validation on) and through a hand-written axum WebSocket handler that
+//!    does the same envelope work, alternating rounds; the median ratio is
+//!    printed. `BENCH_CONNECTIONS` (default 8), `BENCH_IN_FLIGHT` (16),
+//!    `BENCH_ROUNDS` (12) and `BENCH_MILLIS` (1500) adjust it.
+//!    For a deterministic cross-check, `BENCH_ONLY=framework|baseline
+//!    BENCH_CALLS=n` makes `n` calls (16 in flight) on one connection to one
+//!    side and exits, for counting instructions under callgrind.
+//! 2. The resident memory of a server process (this binary, started again
+//!    as a child) before and after `BENCH_IDLE` (default 10,000) connections
+//!    have each set an identity, per connection.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use futures_util::{SinkExt, StreamExt};
+use rpc_benches::{Tally, compare, env_or};
+use rpc_runtime::{JsonSchema, Server, rpc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+use tokio_tungstenite::tungstenite;
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AddArgs {
+    a: i64,
+    b: i64,
+}
+
+/// Adds two integers.
+#[rpc(procedure = "add", scope = "math")]
+async fn add(args: AddArgs) -> i64 {
+    args.a.wrapping_add(args.b)
+}
+
+/// The hand-written baseline: parse, dispatch and answer each frame.
+async fn baseline(socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    while let Some(Ok(message)) = stream.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let reply = match serde_json::from_str::<Value>(text.as_str()) {
+            Ok(Value::Object(mut envelope)) => {
+                let correlation_id = envelope.remove("correlationId");
+                let procedure = envelope
+                    .get("procedure")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let scope = envelope
+                    .get("scope")
+                    .and_then(Value::as_str)
+                    .unwrap_or("global");
+                if (scope, procedure) == ("math", "add") {
+                    match serde_json::from_value::<AddArgs>(
+                        envelope.remove("args").unwrap_or(Value::Null),
+                    ) {
+                        Ok(args) => {
+                            json!({"code": 200, "success": true, "data": args.a.wrapping_add(args.b), "correlationId": correlation_id})
+                        }
+                        Err(e) => {
+                            json!({"code": 422, "success": false, "message": e.to_string(), "correlationId": correlation_id})
+                        }
+                    }
+                } else {
+                    json!({"code": 404, "success": false, "message": "not found", "correlationId": correlation_id})
+                }
+            }
+            _ => json!({"code": 400, "success": false, "message": "bad envelope"}),
+        };
+        if sink
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn client_config() -> tungstenite::protocol::WebSocketConfig {
+    // Small buffers, so that ten thousand client connections stay cheap.
+    tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+}
+
+async fn open(addr: SocketAddr) -> Client {
+    tokio_tungstenite::connect_async_with_config(
+        format!("ws://{addr}/"),
+        Some(client_config()),
+        false,
+    )
+    .await
+    .expect("connect")
+    .0
+}
+
+/// Keeps `in_flight` calls outstanding on each of `connections`.
+async fn ws_load(
+    addr: SocketAddr,
+    connections: usize,
+    in_flight: usize,
+    duration: Duration,
+) -> Tally {
+    let frame = r#"{"procedure":"add","scope":"math","args":{"a":40,"b":2},"correlationId":1}"#;
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let (mut sink, mut stream) = open(addr).await.split();
+                for _ in 0..in_flight {
+                    let _ = sink.feed(tungstenite::Message::Text(frame.into())).await;
+                }
+                let _ = sink.flush().await;
+                let mut outstanding = in_flight;
+                while outstanding > 0 {
+                    match stream.next().await {
+                        Some(Ok(tungstenite::Message::Text(text))) => {
+                            outstanding -= 1;
+                            if text.as_str().starts_with(r#"{"code":200"#) {
+                                tally.ok += 1;
+                            } else {
+                                tally.failed += 1;
+                            }
+                            if Instant::now() < deadline {
+                                if sink
+                                    .send(tungstenite::Message::Text(frame.into()))
+                                    .await
+                                    .is_err()
+                                {
+                                    break;
+                                }
+                                outstanding += 1;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => {
+                            tally.failed += 1;
+                            break;
+                        }
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for task in tasks {
+        if let Ok(tally) = task.await {
+            total.ok += tally.ok;
+            total.failed += tally.failed;
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("server") {
+        runtime.block_on(idle_server());
+    } else {
+        runtime.block_on(throughput());
+        if std::env::var("BENCH_ONLY").is_err() {
+            runtime.block_on(idle_memory());
+        }
+    }
+}
+
+async fn throughput() {
+    let connections = env_or("BENCH_CONNECTIONS", 8) as usize;
+    let in_flight = env_or("BENCH_IN_FLIGHT", 16) as usize;
+    let rounds = env_or("BENCH_ROUNDS", 12);
+    let duration = Duration::from_millis(env_or("BENCH_MILLIS", 1500));
+
+    let framework = Server::builder()
+        .name("bench")
+        .http("127.0.0.1:0")
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("start");
+    let framework_addr = framework.http_addr().expect("addr");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let baseline_addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new()
+        .fallback(|upgrade: WebSocketUpgrade| async move { upgrade.on_upgrade(baseline) });
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        let addr = if only == "framework" {
+            framework_addr
+        } else {
+            baseline_addr
+        };
+        counted(addr, env_or("BENCH_CALLS", 1000)).await;
+        return;
+    }
+    println!(
+        "WebSocket add: {connections} connections x {in_flight} in flight, {rounds} rounds of {} ms a side",
+        duration.as_millis()
+    );
+    let warm = Duration::from_millis(500);
+    ws_load(framework_addr, connections, in_flight, warm).await;
+    ws_load(baseline_addr, connections, in_flight, warm).await;
+    let ratio = compare(
+        "framework",
+        "hand-written axum",
+        rounds,
+        || ws_load(framework_addr, connections, in_flight, duration),
+        || ws_load(baseline_addr, connections, in_flight, duration),
+    )
+    .await;
+    println!("RESULT ws framework/hand-written = {ratio:.3} (median of rounds; target >= 0.90)");
+    let _ = framework.shutdown().await;
+}
+
+/// Makes exactly `calls` calls, 16 in flight, on one connection.
+async fn counted(addr: SocketAddr, calls: u64) {
+    let frame = r#"{"procedure":"add","scope":"math","args":{"a":40,"b":2},"correlationId":1}"#;
+    let (mut sink, mut stream) = open(addr).await.split();
+    let mut sent = 0;
+    while sent < calls.min(16) {
+        sink.send(tungstenite::Message::Text(frame.into()))
+            .await
+            .expect("send");
+        sent += 1;
+    }
+    let mut answered = 0;
+    while answered < calls {
+        if let Some(Ok(tungstenite::Message::Text(_))) = stream.next().await {
+            answered += 1;
+            if sent < calls {
+                sink.send(tungstenite::Message::Text(frame.into()))
+                    .await
+                    .expect("send");
+                sent += 1;
+            }
+        }
+    }
+}
+
+/// The child process: a server that prints its address and waits.
+async fn idle_server() {
+    let server = Server::builder()
+        .name("idle")
+        .http("127.0.0.1:0")
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("start");
+    println!("{}", server.http_addr().expect("addr"));
+    let _ = tokio::io::BufReader::new(tokio::io::stdin())
+        .lines()
+        .next_line()
+        .await;
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn idle_memory() {
+    let count = env_or("BENCH_IDLE", 10_000) as usize;
+    let exe = std::env::current_exe().expect("exe");
+    let mut child = tokio::process::Command::new(exe)
+        .env("BENCH_ROLE", "server")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let pid = child.id().expect("pid");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr: SocketAddr = lines
+        .next_line()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.parse().ok())
+        .expect("address");
+
+    // Warm the server's allocator and runtime with a few connections first.
+    let mut warm = Vec::new();
+    for _ in 0..50 {
+        warm.push(identify(open(addr).await, 0).await);
+    }
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = resident_kib(pid);
+
+    let mut clients = Vec::with_capacity(count);
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    for i in 0..count {
+        pending.push(async move { identify(open(addr).await, i).await });
+        if pending.len() >= 200
+            && let Some(client) = pending.next().await
+        {
+            clients.push(client);
+        }
+    }
+    while let Some(client) = pending.next().await {
+        clients.push(client);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = resident_kib(pid);
+    let per_connection = (after.saturating_sub(before)) as f64 * 1024.0 / count as f64;
+    println!(
+        "idle memory: server RSS {before} KiB before, {after} KiB with {count} identified connections: {:.0} bytes ({:.2} KiB) per connection",
+        per_connection,
+        per_connection / 1024.0
+    );
+    println!(
+        "RESULT ws idle memory = {:.2} KiB per connection (target <= 16)",
+        per_connection / 1024.0
+    );
+    drop(clients);
+    let _ = child.kill().await;
+}
+
+async fn identify(mut client: Client, i: usize) -> Client {
+    let frame = json!({"identity": {"authorization": format!("Bearer user-{i:06}"), "deviceName": "bench"}, "correlationId": i});
+    client
+        .send(tungstenite::Message::Text(frame.to_string().into()))
+        .await
+        .expect("send identity");
+    loop {
+        match client.next().await {
+            Some(Ok(tungstenite::Message::Text(text))) => {
+                assert!(text.as_str().starts_with(r#"{"code":200"#), "{text}");
+                return client;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("identity not acknowledged: {other:?}"),
+        }
+    }
+}
