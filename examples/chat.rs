@@ -36,15 +36,27 @@ async fn send(args: Say, ctx: Context) -> Result<usize, RpcError> {
     let from = ctx.user_id().unwrap_or("someone").to_owned();
     let server = ctx.server().ok_or_else(RpcError::internal)?;
     // One push, encoded once, queued on every connection.
-    Ok(server.broadcast(Said { from, text: args.text }))
+    Ok(server.broadcast(Said {
+        from,
+        text: args.text,
+    }))
 }
 
 /// Says something to your own connections only.
 #[rpc(procedure = "note-to-self", scope = "chat", auth)]
 async fn note_to_self(args: Say, ctx: Context) -> Result<usize, RpcError> {
-    let me = ctx.user_id().ok_or_else(|| RpcError::unauthorized("who are you?"))?.to_owned();
+    let me = ctx
+        .user_id()
+        .ok_or_else(|| RpcError::unauthorized("who are you?"))?
+        .to_owned();
     let server = ctx.server().ok_or_else(RpcError::internal)?;
-    Ok(server.send_to_user(&me, Said { from: "you".into(), text: args.text }))
+    Ok(server.send_to_user(
+        &me,
+        Said {
+            from: "you".into(),
+            text: args.text,
+        },
+    ))
 }
 
 /// Who is connected.
@@ -52,7 +64,12 @@ async fn note_to_self(args: Say, ctx: Context) -> Result<usize, RpcError> {
 async fn who(ctx: Context) -> Vec<String> {
     let mut users: Vec<String> = ctx
         .server()
-        .map(|s| s.connections().into_iter().filter_map(|c| c.user_id).collect())
+        .map(|s| {
+            s.connections()
+                .into_iter()
+                .filter_map(|c| c.user_id)
+                .collect()
+        })
         .unwrap_or_default();
     users.sort();
     users.dedup();
@@ -76,7 +93,9 @@ async fn server() -> Result<(), Box<dyn std::error::Error>> {
             if !token.is_empty() && token.len() <= 32 && token.chars().all(char::is_alphanumeric) {
                 Ok(token)
             } else {
-                Err(RpcError::unauthorized("names are 1 to 32 letters or digits"))
+                Err(RpcError::unauthorized(
+                    "names are 1 to 32 letters or digits",
+                ))
             }
         })
         .on_connect(|c| println!("connected: {} from {}", c.id, c.ip))
@@ -106,9 +125,15 @@ async fn client(name: String) -> Result<(), Box<dyn std::error::Error>> {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         let outcome = if line == "/who" {
-            client.call::<who>(NoArgs).await.map(|users| println!("here: {}", users.join(", ")))
+            client
+                .call::<who>(NoArgs)
+                .await
+                .map(|users| println!("here: {}", users.join(", ")))
         } else if let Some(text) = line.strip_prefix("/me ") {
-            client.call::<note_to_self>(Say { text: text.into() }).await.map(drop)
+            client
+                .call::<note_to_self>(Say { text: text.into() })
+                .await
+                .map(drop)
         } else {
             client.call::<send>(Say { text: line }).await.map(drop)
         };

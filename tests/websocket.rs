@@ -682,3 +682,66 @@ async fn a_thousand_connections_make_calls_without_error() {
     );
     assert_eq!(server.handle().connection_count(), 1_000);
 }
+
+#[tokio::test]
+async fn the_typed_clients_call_and_send_client_messages() {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = seen.clone();
+    let server = start(
+        with_users(Server::builder())
+            .on_client_message(move |_, message| sink.lock().expect("lock").push(message.clone())),
+    )
+    .await;
+    let addr = server.http_addr().expect("http");
+
+    // Over HTTP: typed output, typed error, identity in every call.
+    let http = rpc_runtime::HttpClient::new(format!("http://{addr}"));
+    assert_eq!(
+        http.call::<procs::sleep>(procs::Sleep { ms: 2 }).await,
+        Ok(2)
+    );
+    let refused = http
+        .call::<procs::private>(rpc_runtime::NoArgs)
+        .await
+        .expect_err("no identity");
+    assert_eq!(refused.code(), 401);
+    let invalid = http
+        .call_json(
+            rpc_runtime::Address::new("ws", "sleep", "1"),
+            json!({"ms": -1}),
+        )
+        .await
+        .expect_err("invalid");
+    assert_eq!(
+        (invalid.code(), invalid.errors()[0].path.as_str()),
+        (422, "/ms")
+    );
+    let http = http.with_identity(Identity::with_authorization("Bearer t-dan"));
+    assert_eq!(
+        http.call::<procs::private>(rpc_runtime::NoArgs).await,
+        Ok(Some("dan".into()))
+    );
+
+    // Over WebSocket: client messages reach the hook.
+    let ws = WsClient::connect(format!("ws://{addr}/"))
+        .await
+        .expect("ws");
+    ws.send_client_message(json!({"typing": true}))
+        .expect("sent");
+    ws.send_client_message("done").expect("sent");
+    eventually("both client messages", || {
+        seen.lock().expect("lock").len() == 2
+    })
+    .await;
+    assert_eq!(
+        seen.lock().expect("lock").clone(),
+        vec![json!({"typing": true}), json!("done")]
+    );
+    // A server that is gone answers 503.
+    ws.close();
+    let closed = ws
+        .call::<procs::sleep>(procs::Sleep { ms: 1 })
+        .await
+        .expect_err("closed");
+    assert_eq!(closed.code(), 503);
+}
