@@ -21,6 +21,12 @@ pub(crate) trait Forward: Send + Sync {
     /// (404 unroutable, 403 internal, 422 invalid args) when the remote
     /// procedure's announcement allows it.
     fn forward(&self, call: Call) -> BoxFuture<Result<Value, RpcError>>;
+
+    /// The procedures other servers announced.
+    fn remote_procedures(&self) -> Vec<crate::ProcedureSpec>;
+
+    /// The state of the link and the servers behind it, for telemetry.
+    fn status(&self) -> Value;
 }
 
 pub(crate) struct Dispatcher {
@@ -59,11 +65,27 @@ impl Dispatcher {
         })
     }
 
+    /// Every procedure this server can route: its own, then announced ones.
+    pub(crate) fn routable(&self) -> Vec<crate::ProcedureSpec> {
+        let mut all: Vec<crate::ProcedureSpec> =
+            self.registry.iter().map(|l| l.spec.clone()).collect();
+        if let Some(forward) = self.forward.get() {
+            for spec in forward.remote_procedures() {
+                if self.registry.get(&spec.address).is_none() {
+                    all.push(spec);
+                }
+            }
+        }
+        all.sort_by(|a, b| a.address.cmp(&b.address));
+        all
+    }
+
     pub(crate) fn default_timeout(&self) -> Duration {
         self.default_timeout
     }
 
-    /// New calls are refused with 503 from now on.
+    /// Calls from clients are refused with 503 from now on; calls that
+    /// procedures make while they finish still run.
     pub(crate) fn stop_accepting(&self) {
         self.accepting.store(false, Ordering::SeqCst);
     }
@@ -103,12 +125,6 @@ impl Dispatcher {
     }
 
     async fn route(&self, mut call: Call) -> (EventKind, Result<Value, RpcError>) {
-        if !self.is_accepting() {
-            return (
-                EventKind::ServerError,
-                Err(RpcError::new(503, "the server is shutting down")),
-            );
-        }
         let Some(local) = self.registry.get(&call.address) else {
             return match self.forward.get() {
                 Some(forward) => {

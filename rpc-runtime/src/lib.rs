@@ -74,6 +74,8 @@ mod server;
 #[cfg(feature = "server")]
 mod transport;
 
+#[cfg(feature = "broker")]
+mod broker;
 #[cfg(feature = "client")]
 mod client;
 
@@ -91,6 +93,8 @@ pub use schemars::JsonSchema;
 
 #[cfg(feature = "server")]
 pub use auth::Authenticator;
+#[cfg(feature = "broker")]
+pub use broker::{BrokerState, RemoteServer};
 #[cfg(feature = "client")]
 pub use client::{HttpClient, ServerMessages, WsClient, WsClientBuilder};
 #[cfg(feature = "server")]

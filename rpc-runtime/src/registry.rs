@@ -110,8 +110,4 @@ impl Registry {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Local> {
         self.entries.iter()
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
 }

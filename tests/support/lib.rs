@@ -161,3 +161,27 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Closes, from the broker's side, every AMQP connection whose name
+/// contains `fragment` (`rabbitmqctl close_connection`); returns how many.
+pub fn close_broker_connections(fragment: &str) -> usize {
+    let listing = std::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "-q", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl runs (it comes with rabbitmq-server)");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let mut closed = 0;
+    for line in listing.lines().filter(|line| line.contains(fragment)) {
+        let Some(pid) = line.split_whitespace().next() else {
+            continue;
+        };
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "closed by a test"])
+            .status()
+            .expect("rabbitmqctl runs");
+        if status.success() {
+            closed += 1;
+        }
+    }
+    closed
+}

@@ -37,6 +37,8 @@ pub struct ServerBuilder {
     pub(super) events: Events,
     pub(super) timeout: Duration,
     pub(super) host: HostFilter,
+    #[cfg(feature = "broker")]
+    pub(super) broker: Option<crate::broker::BrokerConfig>,
 }
 
 impl Default for ServerBuilder {
@@ -50,6 +52,8 @@ impl Default for ServerBuilder {
             events: Events::default(),
             timeout: Duration::from_secs(30),
             host: Arc::new(|_| true),
+            #[cfg(feature = "broker")]
+            broker: None,
         }
     }
 }
@@ -175,6 +179,46 @@ impl ServerBuilder {
         self
     }
 
+    /// Connects to RabbitMQ at this AMQP URI, e.g.
+    /// `amqp://guest:guest@127.0.0.1:5672/%2f`: calls this server does not
+    /// host are forwarded there, and the procedures it hosts are served to
+    /// other servers.
+    #[cfg(feature = "broker")]
+    pub fn broker(mut self, uri: impl Into<String>) -> Self {
+        self.broker = Some(crate::broker::BrokerConfig::new(uri.into()));
+        self
+    }
+
+    /// When the broker is unreachable at start: `false` (the default) makes
+    /// `start` fail with a clear error; `true` starts anyway and keeps
+    /// trying in the background (forwarded calls get 503 until then).
+    #[cfg(feature = "broker")]
+    pub fn broker_retry_at_start(mut self, retry: bool) -> Self {
+        if let Some(broker) = &mut self.broker {
+            broker.retry_at_start = retry;
+        }
+        self
+    }
+
+    /// How often a handler server announces what it serves. Gateways forget
+    /// a server silent for three intervals. Default 5 s.
+    #[cfg(feature = "broker")]
+    pub fn announce_interval(mut self, interval: Duration) -> Self {
+        if let Some(broker) = &mut self.broker {
+            broker.announce_interval = interval.max(Duration::from_millis(100));
+        }
+        self
+    }
+
+    /// Broker calls a handler server holds at once, per procedure. Default 64.
+    #[cfg(feature = "broker")]
+    pub fn broker_prefetch(mut self, calls: u16) -> Self {
+        if let Some(broker) = &mut self.broker {
+            broker.prefetch = calls.max(1);
+        }
+        self
+    }
+
     /// Checks bearer tokens; see [`Authenticator`].
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Some(Arc::new(authenticator));
@@ -236,11 +280,19 @@ impl ServerBuilder {
                 "WebSocket limits must be greater than 0".into(),
             ));
         }
+        #[cfg(feature = "broker")]
+        let broker = self.broker.map(|config| {
+            let broker = crate::broker::Broker::new(config, &dispatcher);
+            let _ = dispatcher.forward.set(broker.clone());
+            broker
+        });
         Ok(Server {
             http_addr,
             http_config: self.http_config,
             ws_config: self.ws_config,
             dispatcher,
+            #[cfg(feature = "broker")]
+            broker,
         })
     }
 }

@@ -24,6 +24,8 @@ pub struct Server {
     http_config: HttpConfig,
     ws_config: WsConfig,
     dispatcher: Arc<Dispatcher>,
+    #[cfg(feature = "broker")]
+    broker: Option<Arc<crate::broker::Broker>>,
 }
 
 impl Server {
@@ -42,6 +44,11 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut http_addr = None;
+        #[cfg(feature = "broker")]
+        let broker_task = match &self.broker {
+            Some(broker) => Some(broker.start(shutdown_rx.clone()).await?),
+            None => None,
+        };
         if let Some(addr) = self.http_addr {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -69,6 +76,10 @@ impl Server {
             dispatcher: self.dispatcher,
             shutdown: shutdown_tx,
             tasks,
+            #[cfg(feature = "broker")]
+            broker: self.broker,
+            #[cfg(feature = "broker")]
+            broker_task,
         })
     }
 
@@ -86,6 +97,10 @@ pub struct RunningServer {
     dispatcher: Arc<Dispatcher>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    #[cfg(feature = "broker")]
+    broker: Option<Arc<crate::broker::Broker>>,
+    #[cfg(feature = "broker")]
+    broker_task: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -99,7 +114,29 @@ impl RunningServer {
         self.dispatcher.handle.clone()
     }
 
-    /// Stops taking new calls, lets the calls in flight finish, then stops.
+    /// The state of the broker connection, if the server has a broker.
+    #[cfg(feature = "broker")]
+    pub fn broker_state(&self) -> Option<crate::BrokerState> {
+        self.broker.as_ref().map(|b| b.state())
+    }
+
+    /// The handler servers this server has heard from, if it has a broker.
+    #[cfg(feature = "broker")]
+    pub fn remote_servers(&self) -> Vec<crate::RemoteServer> {
+        self.broker
+            .as_ref()
+            .map(|b| b.remote_servers())
+            .unwrap_or_default()
+    }
+
+    /// Every procedure this server can route: its own and announced ones.
+    pub fn procedures(&self) -> Vec<crate::ProcedureSpec> {
+        self.dispatcher.routable()
+    }
+
+    /// Stops taking new calls (clients get 503, the listener closes, broker
+    /// consumers are cancelled), lets the calls in flight finish, then
+    /// stops. Procedures that are finishing may still call others.
     pub async fn shutdown(self) -> Result<(), Error> {
         self.dispatcher.stop_accepting();
         let _ = self.shutdown.send(true);
@@ -109,6 +146,10 @@ impl RunningServer {
                 Ok(result) => result?,
                 Err(join) => return Err(Error::Io(std::io::Error::other(join))),
             }
+        }
+        #[cfg(feature = "broker")]
+        if let Some(task) = self.broker_task {
+            let _ = task.await;
         }
         Ok(())
     }

@@ -61,6 +61,10 @@ pub(crate) async fn entry(
             return respond(&gateway.http, &Err(error), correlation_id.as_ref());
         }
     };
+    if !gateway.dispatcher.is_accepting() {
+        let error = RpcError::new(503, "the server is shutting down");
+        return respond(&gateway.http, &Err(error), envelope.correlation_id.as_ref());
+    }
     let call = Call {
         address: envelope.address,
         args: envelope.args,

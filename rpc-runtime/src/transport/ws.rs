@@ -341,6 +341,12 @@ impl Session {
                     }
                     return answered;
                 }
+                if !self.gateway.dispatcher.is_accepting() {
+                    let error = RpcError::new(503, "the server is shutting down");
+                    return self
+                        .answer(socket, &Err(error), correlation_id.as_ref())
+                        .await;
+                }
                 if self.calls.len() >= self.gateway.ws.max_in_flight {
                     let limit = self.gateway.ws.max_in_flight;
                     let busy = RpcError::new(

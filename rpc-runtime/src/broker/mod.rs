@@ -1,0 +1,770 @@
+//! Forwarding calls between servers through RabbitMQ.
+//!
+//! A supervisor task owns the connection. While it is up, the server
+//! forwards calls it does not host (gateway side), consumes the queues of
+//! the procedures it hosts (handler side), announces them, and listens to
+//! the announcements of others. When the connection is lost, calls waiting
+//! for a reply fail at once with 503, and the supervisor reconnects with
+//! backoff and declares everything again.
+//!
+//! Delivery is at most once: a call is acknowledged after it ran, and a
+//! message the broker delivers again (because the server that held it died)
+//! is dropped rather than run a second time; its caller gets 504 at the
+//! deadline.
+
+mod remote;
+mod wire;
+
+pub use remote::RemoteServer;
+
+use crate::dispatch::{Dispatcher, Forward};
+use crate::procedure::BoxFuture;
+use crate::{Address, Call, Error, ProcedureSpec, RpcError, ServerHandle};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use remote::Remote;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, oneshot, watch};
+use tokio::task::JoinHandle;
+use wire::{
+    ANNOUNCE_EXCHANGE, Announcement, CONTENT_TYPE, CallMessage, REPLY_TO, ReplyMessage, queue_name,
+};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The broker options.
+#[derive(Clone, Debug)]
+pub(crate) struct BrokerConfig {
+    pub(crate) uri: String,
+    pub(crate) retry_at_start: bool,
+    pub(crate) announce_interval: Duration,
+    pub(crate) prefetch: u16,
+}
+
+impl BrokerConfig {
+    pub(crate) fn new(uri: String) -> Self {
+        BrokerConfig {
+            uri,
+            retry_at_start: false,
+            announce_interval: Duration::from_secs(5),
+            prefetch: 64,
+        }
+    }
+}
+
+/// The state of a server's broker connection, as telemetry shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum BrokerState {
+    /// Not connected yet, or reconnecting.
+    Connecting,
+    /// Connected, with the topology declared.
+    Connected,
+    /// Shut down.
+    Stopped,
+}
+
+type Reply = oneshot::Sender<Result<Value, RpcError>>;
+
+/// One live connection with its channels.
+#[derive(Clone)]
+struct Link {
+    connection: Arc<Connection>,
+    /// Publishes calls (in confirm mode), replies and announcements, and
+    /// consumes direct reply-to.
+    publisher: Channel,
+}
+
+/// What the supervisor holds while connected.
+struct Session {
+    link: Link,
+    consumers: Vec<(Channel, String)>,
+    tasks: Vec<JoinHandle<()>>,
+    lost: Arc<Notify>,
+}
+
+pub(crate) struct Broker {
+    config: BrokerConfig,
+    dispatcher: Weak<Dispatcher>,
+    handle: ServerHandle,
+    default_timeout: Duration,
+    hosted: Vec<ProcedureSpec>,
+    link: RwLock<Option<Link>>,
+    pending: Mutex<HashMap<String, Reply>>,
+    next_id: AtomicU64,
+    remote: Remote,
+    state: watch::Sender<BrokerState>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    me: Weak<Broker>,
+}
+
+impl Broker {
+    pub(crate) fn new(config: BrokerConfig, dispatcher: &Arc<Dispatcher>) -> Arc<Self> {
+        let hosted = dispatcher
+            .registry
+            .iter()
+            .map(|local| local.spec.clone())
+            .collect();
+        Arc::new_cyclic(|me| Broker {
+            config,
+            dispatcher: Arc::downgrade(dispatcher),
+            handle: dispatcher.handle.clone(),
+            default_timeout: dispatcher.default_timeout(),
+            hosted,
+            link: RwLock::new(None),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            remote: Remote::default(),
+            state: watch::Sender::new(BrokerState::Connecting),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            me: me.clone(),
+        })
+    }
+
+    pub(crate) fn state(&self) -> BrokerState {
+        *self.state.borrow()
+    }
+
+    pub(crate) fn remote_servers(&self) -> Vec<RemoteServer> {
+        self.remote.servers()
+    }
+
+    /// Starts the supervisor; resolves once the first connection is up, or
+    /// with the error of the first attempt unless retrying was asked for.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<JoinHandle<()>, Error> {
+        let (first_tx, first_rx) = oneshot::channel();
+        let task = tokio::spawn(self.clone().supervise(first_tx, stop));
+        match first_rx.await {
+            Ok(Ok(())) => Ok(task),
+            Ok(Err(error)) => {
+                task.abort();
+                Err(error)
+            }
+            Err(_) => Err(Error::Broker("the broker supervisor ended".into())),
+        }
+    }
+
+    async fn supervise(
+        self: Arc<Self>,
+        first: oneshot::Sender<Result<(), Error>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut first = Some(first);
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match self.connect().await {
+                Ok(session) => {
+                    backoff = MIN_BACKOFF;
+                    if let Some(first) = first.take() {
+                        let _ = first.send(Ok(()));
+                    }
+                    self.state.send_replace(BrokerState::Connected);
+                    let lost = session.lost.clone();
+                    tokio::select! {
+                        () = lost.notified() => {
+                            tracing::warn!(server = %self.handle.name(), "lost the connection to the message broker");
+                            self.drop_session(session);
+                        }
+                        () = stopped(&mut stop) => {
+                            self.drain(session).await;
+                            self.state.send_replace(BrokerState::Stopped);
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    if let Some(first) = first.take() {
+                        if self.config.retry_at_start {
+                            tracing::warn!(%error, "the message broker is unreachable; retrying");
+                            let _ = first.send(Ok(()));
+                        } else {
+                            let _ = first.send(Err(error));
+                            return;
+                        }
+                    }
+                }
+            }
+            self.state.send_replace(BrokerState::Connecting);
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stopped(&mut stop) => {
+                    self.state.send_replace(BrokerState::Stopped);
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Connects and declares the topology: replies, announcements, and a
+    /// queue per hosted procedure.
+    async fn connect(&self) -> Result<Session, Error> {
+        let failed = |what: &str, error: lapin::Error| Error::Broker(format!("{what}: {error}"));
+        let name = format!("rpc:{}:{}", self.handle.name(), self.handle.instance_id());
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = Connection::connect(&self.config.uri, properties).await.map_err(|error| {
+            Error::Broker(format!(
+                "cannot connect to {}: {error}. Is RabbitMQ running? (`rabbitmq-server -detached` starts it)",
+                redact(&self.config.uri)
+            ))
+        })?;
+        let connection = Arc::new(connection);
+        let publisher = connection
+            .create_channel()
+            .await
+            .map_err(|e| failed("open a channel", e))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| failed("enable publisher confirms", e))?;
+        let replies = publisher
+            .basic_consume(
+                REPLY_TO.into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| failed("consume direct reply-to", e))?;
+        publisher
+            .exchange_declare(
+                ANNOUNCE_EXCHANGE.into(),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| failed("declare the announcement exchange", e))?;
+        let listener = connection
+            .create_channel()
+            .await
+            .map_err(|e| failed("open a channel", e))?;
+        let queue = listener
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| failed("declare the announcement queue", e))?;
+        listener
+            .queue_bind(
+                queue.name().clone(),
+                ANNOUNCE_EXCHANGE.into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| failed("bind the announcement queue", e))?;
+        let announcements = listener
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| failed("consume announcements", e))?;
+
+        let link = Link {
+            connection,
+            publisher,
+        };
+        let lost = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        let mut consumers = Vec::new();
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| Error::Broker("the server is stopping".into()))?;
+
+        if !self.hosted.is_empty() {
+            let channel = link
+                .connection
+                .create_channel()
+                .await
+                .map_err(|e| failed("open a channel", e))?;
+            channel
+                .basic_qos(self.config.prefetch, BasicQosOptions::default())
+                .await
+                .map_err(|e| failed("set the prefetch", e))?;
+            for spec in &self.hosted {
+                let queue = queue_name(&spec.address);
+                channel
+                    .queue_declare(
+                        queue.as_str().into(),
+                        QueueDeclareOptions {
+                            auto_delete: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|e| failed("declare a procedure queue", e))?;
+                let consumer = channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|e| failed("consume a procedure queue", e))?;
+                consumers.push((channel.clone(), consumer.tag().to_string()));
+                tasks.push(tokio::spawn(me.clone().serve_queue(
+                    consumer,
+                    link.clone(),
+                    lost.clone(),
+                )));
+            }
+        }
+        tasks.push(tokio::spawn(me.clone().read_replies(replies, lost.clone())));
+        tasks.push(tokio::spawn(me.clone().read_announcements(
+            announcements,
+            link.clone(),
+            lost.clone(),
+        )));
+        if !self.hosted.is_empty() {
+            tasks.push(tokio::spawn(me.clone().announce_periodically(link.clone())));
+        }
+        *self.link_slot() = Some(link.clone());
+        self.publish_announcement(
+            &link,
+            &Announcement::Query {
+                instance_id: self.handle.instance_id().to_owned(),
+            },
+        )
+        .await;
+        Ok(Session {
+            link,
+            consumers,
+            tasks,
+            lost,
+        })
+    }
+
+    fn link_slot(&self) -> std::sync::RwLockWriteGuard<'_, Option<Link>> {
+        self.link
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn current_link(&self) -> Option<Link> {
+        self.link
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<String, Reply>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets a lost connection: every call waiting for a reply fails now.
+    fn drop_session(&self, session: Session) {
+        *self.link_slot() = None;
+        for task in session.tasks {
+            task.abort();
+        }
+        let waiting: Vec<Reply> = self.pending().drain().map(|(_, reply)| reply).collect();
+        for reply in waiting {
+            let _ = reply.send(Err(RpcError::new(
+                503,
+                "the connection to the message broker was lost",
+            )));
+        }
+    }
+
+    /// A clean stop: take no more calls, finish the ones held, say goodbye.
+    async fn drain(&self, session: Session) {
+        for (channel, tag) in &session.consumers {
+            let _ = channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
+        let finished = async {
+            while self.in_flight.load(Ordering::Acquire) > 0 {
+                let idle = self.idle.notified();
+                if self.in_flight.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(self.default_timeout, finished).await;
+        if !self.hosted.is_empty() {
+            self.publish_announcement(
+                &session.link,
+                &Announcement::Goodbye {
+                    instance_id: self.handle.instance_id().to_owned(),
+                },
+            )
+            .await;
+        }
+        let _ = session
+            .link
+            .connection
+            .close(200, "shutting down".into())
+            .await;
+        self.drop_session(session);
+    }
+
+    async fn read_replies(self: Arc<Self>, mut replies: lapin::Consumer, lost: Arc<Notify>) {
+        while let Some(Ok(delivery)) = replies.next().await {
+            let Some(id) = delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|id| id.to_string())
+            else {
+                continue;
+            };
+            let Some(reply) = self.pending().remove(&id) else {
+                continue;
+            };
+            let result = serde_json::from_slice::<ReplyMessage>(&delivery.data)
+                .map_err(|_| RpcError::new(502, "a handler server sent a malformed reply"))
+                .and_then(ReplyMessage::into_result);
+            let _ = reply.send(result);
+        }
+        lost.notify_one();
+    }
+
+    async fn read_announcements(
+        self: Arc<Self>,
+        mut announcements: lapin::Consumer,
+        link: Link,
+        lost: Arc<Notify>,
+    ) {
+        while let Some(Ok(delivery)) = announcements.next().await {
+            let Ok(announcement) = serde_json::from_slice::<Announcement>(&delivery.data) else {
+                continue;
+            };
+            match &announcement {
+                Announcement::Query { instance_id } if instance_id != self.handle.instance_id() => {
+                    if !self.hosted.is_empty() {
+                        self.publish_announcement(&link, &self.announcement()).await;
+                    }
+                }
+                Announcement::Announce { instance_id, .. }
+                | Announcement::Goodbye { instance_id }
+                    if instance_id != self.handle.instance_id() =>
+                {
+                    self.remote.apply(announcement);
+                }
+                _ => {}
+            }
+        }
+        lost.notify_one();
+    }
+
+    fn announcement(&self) -> Announcement {
+        Announcement::Announce {
+            instance_id: self.handle.instance_id().to_owned(),
+            server: self.handle.name().to_owned(),
+            interval_ms: self.config.announce_interval.as_millis() as u64,
+            procedures: self.hosted.clone(),
+        }
+    }
+
+    async fn announce_periodically(self: Arc<Self>, link: Link) {
+        let mut every = tokio::time::interval(self.config.announce_interval);
+        loop {
+            every.tick().await;
+            self.publish_announcement(&link, &self.announcement()).await;
+        }
+    }
+
+    async fn publish_announcement(&self, link: &Link, announcement: &Announcement) {
+        let Ok(payload) = serde_json::to_vec(announcement) else {
+            return;
+        };
+        let properties = BasicProperties::default().with_content_type(CONTENT_TYPE.into());
+        let _ = link
+            .publisher
+            .basic_publish(
+                ANNOUNCE_EXCHANGE.into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &payload,
+                properties,
+            )
+            .await;
+    }
+
+    /// Handler side: runs every call delivered on one procedure queue.
+    async fn serve_queue(
+        self: Arc<Self>,
+        mut consumer: lapin::Consumer,
+        link: Link,
+        lost: Arc<Notify>,
+    ) {
+        while let Some(delivery) = consumer.next().await {
+            let Ok(delivery) = delivery else { break };
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            let me = self.clone();
+            let link = link.clone();
+            tokio::spawn(async move {
+                me.serve_delivery(delivery, &link).await;
+                if me.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    me.idle.notify_waiters();
+                }
+            });
+        }
+        // The stream also ends when the consumer is cancelled at shutdown;
+        // the supervisor is draining then and ignores the notification.
+        lost.notify_one();
+    }
+
+    async fn serve_delivery(&self, delivery: lapin::message::Delivery, link: &Link) {
+        // At most once: a message delivered again may already have run.
+        if delivery.redelivered {
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            return;
+        }
+        let reply_to = delivery
+            .properties
+            .reply_to()
+            .as_ref()
+            .map(|r| r.to_string());
+        let correlation_id = delivery.properties.correlation_id().clone();
+        let result = match serde_json::from_slice::<CallMessage>(&delivery.data) {
+            Ok(message) if message.timeout_ms == 0 => {
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                return;
+            }
+            Ok(message) => {
+                let call = Call {
+                    address: message.address,
+                    args: message.args,
+                    identity: message.identity,
+                    internal: message.internal,
+                    caller: message.caller,
+                    trace_id: message.trace_id,
+                    deadline: Some(Instant::now() + Duration::from_millis(message.timeout_ms)),
+                };
+                match self.dispatcher.upgrade() {
+                    Some(dispatcher) => dispatcher.dispatch(call).await,
+                    None => Err(RpcError::new(503, "the handler server is stopping")),
+                }
+            }
+            Err(error) => Err(RpcError::bad_request(format!(
+                "malformed call message: {error}"
+            ))),
+        };
+        if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id)
+            && let Ok(payload) = serde_json::to_vec(&ReplyMessage::from_result(result))
+        {
+            let properties = BasicProperties::default()
+                .with_correlation_id(correlation_id)
+                .with_content_type(CONTENT_TYPE.into());
+            let _ = link
+                .publisher
+                .basic_publish(
+                    "".into(),
+                    reply_to.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &payload,
+                    properties,
+                )
+                .await;
+        }
+        let _ = delivery.ack(BasicAckOptions::default()).await;
+    }
+
+    /// Gateway side: checks what the announcement allows at the edge, then
+    /// publishes and waits for the reply until the deadline.
+    async fn forward_call(&self, call: Call) -> Result<Value, RpcError> {
+        let remote = self.remote.get(&call.address);
+        let mut timeout = self.default_timeout;
+        if let Some(remote) = &remote {
+            if remote.spec.internal && !call.internal {
+                return Err(RpcError::forbidden(format!(
+                    "{} is internal: only other procedures may call it",
+                    call.address
+                )));
+            }
+            if remote.spec.auth
+                && let Some(dispatcher) = self.dispatcher.upgrade()
+            {
+                dispatcher.authenticate(call.identity.as_ref()).await?;
+            }
+            remote.validate(&call.args)?;
+            if let Some(ms) = remote.spec.timeout_ms {
+                timeout = Duration::from_millis(ms);
+            }
+        }
+        let Some(link) = self.current_link() else {
+            return Err(RpcError::new(503, "the message broker is unreachable"));
+        };
+        let now = Instant::now();
+        let deadline = call
+            .deadline
+            .map_or(now + timeout, |d| d.min(now + timeout));
+        let remaining = deadline.saturating_duration_since(now);
+        if remaining < Duration::from_millis(1) {
+            return Err(deadline_passed(&call.address));
+        }
+        let id = format!("{:x}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (reply, answer) = oneshot::channel();
+        let _waiting = Waiting::new(self, id.clone(), reply);
+        let address = call.address.clone();
+        let message = CallMessage {
+            address: call.address,
+            args: call.args,
+            identity: call.identity,
+            internal: call.internal,
+            caller: call.caller,
+            trace_id: call.trace_id,
+            timeout_ms: remaining.as_millis() as u64,
+        };
+        let payload = serde_json::to_vec(&message).map_err(|_| RpcError::internal())?;
+        let properties = BasicProperties::default()
+            .with_correlation_id(id.as_str().into())
+            .with_reply_to(REPLY_TO.into())
+            .with_expiration(remaining.as_millis().to_string().into())
+            .with_content_type(CONTENT_TYPE.into());
+        let unreachable = |_| RpcError::new(503, "the message broker is unreachable");
+        let confirm = link
+            .publisher
+            .basic_publish(
+                "".into(),
+                queue_name(&address).into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &payload,
+                properties,
+            )
+            .await
+            .map_err(unreachable)?;
+        match tokio::time::timeout_at(deadline.into(), confirm).await {
+            Err(_) => return Err(deadline_passed(&address)),
+            Ok(Err(error)) => return Err(unreachable(error)),
+            Ok(Ok(Confirmation::Ack(Some(_returned)))) => {
+                return Err(RpcError::not_found(format!(
+                    "no procedure {:?} in scope {:?} with version {:?}",
+                    address.procedure, address.scope, address.version
+                )));
+            }
+            Ok(Ok(Confirmation::Nack(_))) => {
+                return Err(RpcError::new(503, "the message broker refused the call"));
+            }
+            Ok(Ok(_)) => {}
+        }
+        match tokio::time::timeout_at(deadline.into(), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(RpcError::new(
+                503,
+                "the connection to the message broker was lost",
+            )),
+            Err(_) => Err(deadline_passed(&address)),
+        }
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+fn deadline_passed(address: &Address) -> RpcError {
+    RpcError::new(504, format!("{address} did not answer before the deadline"))
+}
+
+/// The URI without its password, for messages.
+fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &uri[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &uri[..scheme + 3], &uri[at..])
+        }
+        _ => uri.to_owned(),
+    }
+}
+
+/// A reply being waited for; forgotten when the wait ends, however it ends.
+struct Waiting<'a> {
+    broker: &'a Broker,
+    id: String,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(broker: &'a Broker, id: String, reply: Reply) -> Self {
+        broker.pending().insert(id.clone(), reply);
+        Waiting { broker, id }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.broker.pending().remove(&self.id);
+    }
+}
+
+impl Forward for Broker {
+    fn forward(&self, call: Call) -> BoxFuture<Result<Value, RpcError>> {
+        let Some(me) = self.me.upgrade() else {
+            return Box::pin(async { Err(RpcError::new(503, "the server is stopping")) });
+        };
+        Box::pin(async move { me.forward_call(call).await })
+    }
+
+    fn remote_procedures(&self) -> Vec<ProcedureSpec> {
+        self.remote.procedures()
+    }
+
+    fn status(&self) -> Value {
+        serde_json::json!({
+            "state": self.state(),
+            "uri": redact(&self.config.uri),
+            "pendingReplies": self.pending().len(),
+            "callsHeld": self.in_flight.load(Ordering::Relaxed),
+            "servers": self.remote.servers(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(super::redact("amqp://localhost"), "amqp://localhost");
+    }
+}

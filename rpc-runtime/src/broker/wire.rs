@@ -1,0 +1,152 @@
+//! The topology and the messages on it, in one place; `docs/BROKER.md`
+//! describes the same for people.
+//!
+//! - Calls go to the default exchange with the routing key of the
+//!   procedure's queue, `rpc|<scope>|<procedure>|<version>`. Every handler
+//!   server of a procedure consumes that one queue (competing consumers);
+//!   the queue is `auto_delete`, so it exists exactly while some server
+//!   consumes it, and a `mandatory` publish to a procedure nobody serves is
+//!   returned at once (404).
+//! - Replies go to direct reply-to (`amq.rabbitmq.reply-to`), correlated by
+//!   an id the gateway generates.
+//! - Announcements go to the fanout exchange `rpc.announce`, which every
+//!   server with a broker reads through an exclusive queue of its own.
+
+use crate::{Address, Caller, Identity, ProcedureSpec, RpcError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The fanout exchange of announcements.
+pub(crate) const ANNOUNCE_EXCHANGE: &str = "rpc.announce";
+/// The pseudo-queue of direct reply-to.
+pub(crate) const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+/// The content type of every message.
+pub(crate) const CONTENT_TYPE: &str = "application/json";
+
+/// The queue (and routing key) of a procedure. Names cannot contain `|`,
+/// so the parts cannot run into each other; a name too long for AMQP's 255
+/// bytes is replaced by a hash of it.
+pub(crate) fn queue_name(address: &Address) -> String {
+    let name = format!(
+        "rpc|{}|{}|{}",
+        address.scope, address.procedure, address.version
+    );
+    if name.len() <= 255 {
+        return name;
+    }
+    // FNV-1a, stable across builds and platforms.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("rpc|hashed|{hash:016x}")
+}
+
+/// The body of a call message.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CallMessage {
+    pub(crate) address: Address,
+    pub(crate) args: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) identity: Option<Identity>,
+    pub(crate) internal: bool,
+    pub(crate) caller: Caller,
+    pub(crate) trace_id: String,
+    /// Milliseconds the caller still waited when it published.
+    pub(crate) timeout_ms: u64,
+}
+
+/// The body of a reply: the response envelope without correlation id.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ReplyMessage {
+    pub(crate) code: u16,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub(crate) data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) errors: Vec<crate::FieldError>,
+}
+
+impl ReplyMessage {
+    pub(crate) fn from_result(result: Result<Value, RpcError>) -> Self {
+        match result {
+            Ok(data) => ReplyMessage {
+                code: 200,
+                data,
+                message: None,
+                errors: Vec::new(),
+            },
+            Err(error) => ReplyMessage {
+                code: error.code(),
+                data: Value::Null,
+                message: Some(error.message().to_owned()),
+                errors: error.errors().to_vec(),
+            },
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<Value, RpcError> {
+        if (200..300).contains(&self.code) {
+            return Ok(self.data);
+        }
+        let message = self.message.unwrap_or_default();
+        if self.errors.is_empty() {
+            Err(RpcError::new(self.code, message))
+        } else {
+            Err(RpcError::invalid_args(self.errors).with_message(message))
+        }
+    }
+}
+
+/// What goes over `rpc.announce`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub(crate) enum Announcement {
+    /// A handler server lists what it serves; sent at start, every
+    /// interval, and when asked.
+    #[serde(rename_all = "camelCase")]
+    Announce {
+        instance_id: String,
+        server: String,
+        interval_ms: u64,
+        procedures: Vec<ProcedureSpec>,
+    },
+    /// A handler server stops serving.
+    #[serde(rename_all = "camelCase")]
+    Goodbye { instance_id: String },
+    /// A server that just connected asks everyone to announce.
+    #[serde(rename_all = "camelCase")]
+    Query { instance_id: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_are_unambiguous_and_bounded() {
+        let a = queue_name(&Address::new("a:b", "c", "1"));
+        let b = queue_name(&Address::new("a", "b:c", "1"));
+        assert_ne!(a, b);
+        assert_eq!(a, "rpc|a:b|c|1");
+        let long = queue_name(&Address::new(
+            "s".repeat(128),
+            "p".repeat(128),
+            "v".repeat(32),
+        ));
+        assert!(long.len() <= 255 && long.starts_with("rpc|hashed|"));
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let error = RpcError::invalid_args(vec![crate::FieldError {
+            path: "/x".into(),
+            message: "bad".into(),
+        }]);
+        let back = ReplyMessage::from_result(Err(error.clone())).into_result();
+        assert_eq!(back, Err(error));
+        let ok = ReplyMessage::from_result(Ok(serde_json::json!({"a": 1}))).into_result();
+        assert_eq!(ok, Ok(serde_json::json!({"a": 1})));
+    }
+}

@@ -1,0 +1,38 @@
+//! A handler server in its own process, for the test that kills one in the
+//! middle of a call. It prints `ready` once serving and `started` when a
+//! call begins, then waits to be killed.
+
+use rpc_runtime::{JsonSchema, Server, rpc};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+struct Hang {
+    ms: u64,
+}
+
+/// Reports that it started, then sleeps.
+#[rpc(procedure = "hang", scope = "killed", timeout = "1500ms")]
+async fn hang(args: Hang) -> u64 {
+    println!("started");
+    let _ = std::io::stdout().flush();
+    tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
+    args.ms
+}
+
+#[tokio::main]
+async fn main() -> Result<(), rpc_runtime::Error> {
+    let uri = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let server = Server::builder()
+        .name("doomed")
+        .broker(uri)
+        .build()?
+        .start()
+        .await?;
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    server.shutdown().await
+}

@@ -1,0 +1,528 @@
+//! Gateways and handler servers through the real RabbitMQ on
+//! 127.0.0.1:5672: load spread with each call run once, 404 for what nobody
+//! serves, deadlines, edge checks, calls between handler servers, identity,
+//! a broker connection closed under load, a handler server killed mid-call,
+//! and graceful shutdown. Each test uses scopes of its own, so that tests
+//! running at once do not share queues.
+
+use rpc_runtime::{Address, BrokerState, EventKind, Server, ServerBuilder};
+use rpc_tests::{Http, close_broker_connections, eventually, rabbitmq_uri};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod procs {
+    use rpc_runtime::{Context, JsonSchema, RpcError, rpc};
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Value, json};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// How many times `spread/work` ran, over every server in this process.
+    pub static WORK_RUNS: AtomicU64 = AtomicU64::new(0);
+
+    #[derive(Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Job {
+        pub id: u64,
+    }
+
+    /// Takes a little time and names the server that ran it.
+    #[rpc(procedure = "work", scope = "spread")]
+    pub async fn work(args: Job, ctx: Context) -> Value {
+        WORK_RUNS.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        json!({ "id": args.id, "server": ctx.server().map(|s| s.name().to_owned()) })
+    }
+
+    #[derive(Deserialize, Serialize, JsonSchema)]
+    pub struct Sleep {
+        pub ms: u64,
+    }
+
+    /// Sleeps; its deadline is 300 ms.
+    #[rpc(procedure = "sleepy", scope = "deadline", timeout = "300ms")]
+    pub async fn sleepy(args: Sleep) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
+        args.ms
+    }
+
+    /// Only other procedures may call it.
+    #[rpc(procedure = "hidden", scope = "edge", internal)]
+    pub async fn hidden() -> &'static str {
+        "hidden"
+    }
+
+    #[derive(Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Strict {
+        #[schemars(range(min = 1, max = 10))]
+        pub n: u8,
+        #[schemars(email)]
+        pub email: String,
+    }
+
+    /// Has args worth validating.
+    #[rpc(procedure = "strict", scope = "edge")]
+    pub async fn strict(args: Strict) -> u8 {
+        args.n
+    }
+
+    /// Runs on one handler server and calls `inner` on another.
+    #[rpc(procedure = "outer", scope = "chain-a")]
+    pub async fn outer(ctx: Context) -> Result<Value, RpcError> {
+        let inner = ctx.call::<inner>(rpc_runtime::NoArgs).await?;
+        Ok(json!({ "outer": ctx.server().map(|s| s.name().to_owned()), "inner": inner }))
+    }
+
+    /// Internal, and hosted elsewhere than `outer`.
+    #[rpc(procedure = "inner", scope = "chain-b", internal)]
+    pub async fn inner(ctx: Context) -> Value {
+        json!({
+            "server": ctx.server().map(|s| s.name().to_owned()),
+            "identity": ctx.identity(),
+            "caller": ctx.caller(),
+            "traceId": ctx.trace_id(),
+        })
+    }
+
+    /// What a handler server sees of a forwarded call.
+    #[rpc(procedure = "whoami", scope = "ident")]
+    pub async fn whoami(ctx: Context) -> Value {
+        json!({
+            "identity": ctx.identity(),
+            "caller": ctx.caller(),
+            "traceId": ctx.trace_id(),
+            "server": ctx.server().map(|s| s.name().to_owned()),
+        })
+    }
+
+    /// Answers at once.
+    #[rpc(procedure = "quick", scope = "load")]
+    pub async fn quick(args: Job) -> u64 {
+        args.id
+    }
+
+    /// Sleeps, for shutdown tests.
+    #[rpc(procedure = "linger", scope = "drain")]
+    pub async fn linger(args: Sleep) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
+        args.ms
+    }
+}
+
+fn base(name: &str) -> ServerBuilder {
+    Server::builder()
+        .name(name)
+        .broker(rabbitmq_uri())
+        .announce_interval(Duration::from_millis(500))
+}
+
+/// A gateway that hosts nothing and forwards everything.
+async fn gateway(name: &str) -> (rpc_runtime::RunningServer, Http) {
+    let server = base(name)
+        .http("127.0.0.1:0")
+        .host_none()
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("the gateway starts");
+    let http = Http::new(server.http_addr().expect("http"));
+    (server, http)
+}
+
+/// A handler server (no HTTP) hosting the given scopes.
+async fn handler(name: &str, scopes: &'static [&'static str]) -> rpc_runtime::RunningServer {
+    base(name)
+        .host(move |address| scopes.contains(&address.scope.as_str()))
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("the handler server starts")
+}
+
+async fn knows(gateway: &rpc_runtime::RunningServer, address: Address) {
+    eventually(&format!("the gateway to learn of {address}"), || {
+        gateway.procedures().iter().any(|p| p.address == address)
+    })
+    .await;
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
+
+#[tokio::test]
+async fn calls_spread_over_handler_servers_and_run_once() {
+    let (gateway, http) = gateway(&unique("gw-spread")).await;
+    let one = handler("spread-1", &["spread"]).await;
+    let two = handler("spread-2", &["spread"]).await;
+    let http = Arc::new(http);
+    let before = procs::WORK_RUNS.load(std::sync::atomic::Ordering::SeqCst);
+    let calls: Vec<_> = (0..200u64)
+        .map(|id| {
+            let http = http.clone();
+            tokio::spawn(async move {
+                http.call(json!({"procedure": "work", "scope": "spread", "args": {"id": id}}))
+                    .await
+            })
+        })
+        .collect();
+    let mut by_server: HashMap<String, u64> = HashMap::new();
+    let mut ids = Vec::new();
+    for call in calls {
+        let (status, body) = call.await.expect("joined");
+        assert_eq!(status, 200, "{body}");
+        *by_server
+            .entry(
+                body["data"]["server"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+            .or_default() += 1;
+        ids.push(body["data"]["id"].as_u64().unwrap_or(u64::MAX));
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..200).collect::<Vec<_>>());
+    let runs = procs::WORK_RUNS.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(runs, 200, "each call ran exactly once");
+    let (a, b) = (
+        by_server.get("spread-1").copied().unwrap_or(0),
+        by_server.get("spread-2").copied().unwrap_or(0),
+    );
+    assert_eq!(a + b, 200, "{by_server:?}");
+    assert!(a >= 40 && b >= 40, "the load is spread: {by_server:?}");
+    for server in [one, two, gateway] {
+        server.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test]
+async fn a_procedure_nobody_serves_is_404_at_once() {
+    let (_gateway, http) = gateway(&unique("gw-404")).await;
+    let started = Instant::now();
+    let (status, body) = http
+        .call(json!({"procedure": "none", "scope": "nobody-serves-this"}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered without waiting for the deadline"
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_passing_is_504() {
+    let (gateway, http) = gateway(&unique("gw-deadline")).await;
+    let _handler = handler("deadline-1", &["deadline"]).await;
+    knows(&gateway, Address::new("deadline", "sleepy", "1")).await;
+    let started = Instant::now();
+    let (status, body) = http
+        .call(json!({"procedure": "sleepy", "scope": "deadline", "args": {"ms": 3000}}))
+        .await;
+    assert_eq!(status, 504, "{body}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
+    let (status, body) = http
+        .call(json!({"procedure": "sleepy", "scope": "deadline", "args": {"ms": 5}}))
+        .await;
+    assert_eq!((status, body["data"].clone()), (200, json!(5)));
+}
+
+#[tokio::test]
+async fn the_gateway_rejects_internal_and_invalid_calls_itself() {
+    let (gateway, http) = gateway(&unique("gw-edge")).await;
+    let hops: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = hops.clone();
+    let _handler = base("edge-1")
+        .host(|a| a.scope == "edge")
+        .on_event(move |event| {
+            seen.lock()
+                .expect("lock")
+                .push(event.call.address.to_string())
+        })
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("start");
+    knows(&gateway, Address::new("edge", "strict", "1")).await;
+    let (status, body) = http
+        .call(json!({"procedure": "hidden", "scope": "edge"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = http
+        .call(json!({"procedure": "strict", "scope": "edge", "args": {"n": 99, "email": "nope", "x": 1}}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let paths: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"/n") && paths.contains(&"/email") && paths.contains(&""),
+        "{paths:?}"
+    );
+    assert!(
+        hops.lock().expect("lock").is_empty(),
+        "no call reached the handler server"
+    );
+    let (status, body) = http
+        .call(json!({"procedure": "strict", "scope": "edge", "args": {"n": 3, "email": "a@b.c"}}))
+        .await;
+    assert_eq!((status, body["data"].clone()), (200, json!(3)));
+    assert_eq!(
+        hops.lock().expect("lock").clone(),
+        vec!["edge/strict@1".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn a_handler_calls_a_procedure_on_another_handler_server_with_identity_intact() {
+    let (gateway, http) = gateway(&unique("gw-chain")).await;
+    let _a = handler("chain-a-1", &["chain-a"]).await;
+    let _b = handler("chain-b-1", &["chain-b"]).await;
+    knows(&gateway, Address::new("chain-a", "outer", "1")).await;
+    // The handler server that hosts `outer` must know where `inner` is, too;
+    // unknown procedures are still routed, so no wait is needed.
+    let identity =
+        json!({"authorization": "Bearer abc", "deviceName": "ios", "metadata": {"tz": "UTC"}});
+    let (status, body) = http
+        .call(json!({"procedure": "outer", "scope": "chain-a", "identity": identity, "correlationId": "c"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["outer"], json!("chain-a-1"));
+    assert_eq!(data["inner"]["server"], json!("chain-b-1"));
+    assert_eq!(data["inner"]["identity"], identity);
+    assert_eq!(data["inner"]["caller"]["kind"], json!("procedure"));
+    assert_eq!(data["inner"]["caller"]["server"], json!("chain-a-1"));
+    assert_eq!(
+        data["inner"]["caller"]["address"]["procedure"],
+        json!("outer")
+    );
+    // Directly from outside, the internal procedure is refused.
+    let (status, _) = http
+        .call(json!({"procedure": "inner", "scope": "chain-b"}))
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn identity_caller_and_trace_id_travel_with_the_call() {
+    let (_gateway, http) = gateway(&unique("gw-ident")).await;
+    let _handler = handler("ident-1", &["ident"]).await;
+    let identity =
+        json!({"authorization": "Bearer t", "deviceName": "android", "metadata": {"a": [1, 2]}});
+    let (status, body) = http
+        .client()
+        .post(http.url())
+        .header("x-real-ip", "198.51.100.7")
+        .json(&json!({"procedure": "whoami", "scope": "ident", "identity": identity}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .expect("answer");
+    let body: Value = body.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["identity"], identity);
+    assert_eq!(data["server"], json!("ident-1"));
+    assert_eq!(data["caller"]["kind"], json!("client"));
+    assert_eq!(data["caller"]["transport"], json!("http"));
+    assert_eq!(data["caller"]["ip"], json!("198.51.100.7"));
+    assert!(
+        data["caller"]["server"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("gw-ident")
+    );
+    assert_eq!(data["traceId"].as_str().map(str::len), Some(32));
+}
+
+#[tokio::test]
+async fn losing_the_broker_connection_fails_calls_with_503_then_recovers() {
+    let name = unique("gw-lossy");
+    let (gateway, http) = gateway(&name).await;
+    let _handler = handler("load-1", &["load"]).await;
+    let http = Arc::new(http);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..16u64)
+        .map(|worker| {
+            let (http, stop) = (http.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut codes: HashMap<u16, u64> = HashMap::new();
+                let mut id = worker * 1_000_000;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    id += 1;
+                    let call = http
+                        .call(json!({"procedure": "quick", "scope": "load", "args": {"id": id}}));
+                    // No call may hang: each answers well within the 30 s deadline.
+                    let (status, _) = tokio::time::timeout(Duration::from_secs(10), call)
+                        .await
+                        .expect("answered");
+                    *codes.entry(status).or_default() += 1;
+                }
+                codes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let closed = tokio::task::spawn_blocking(move || close_broker_connections(&name))
+        .await
+        .expect("joined");
+    assert!(closed >= 1, "the gateway's connection was found and closed");
+    // Recovery: the gateway reconnects and serves again without a restart.
+    let recovered = async {
+        loop {
+            if gateway.broker_state() == Some(BrokerState::Connected) {
+                let (status, _) = http
+                    .call(json!({"procedure": "quick", "scope": "load", "args": {"id": 1}}))
+                    .await;
+                if status == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), recovered)
+        .await
+        .expect("recovered within 15 s");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut codes: HashMap<u16, u64> = HashMap::new();
+    for worker in workers {
+        for (code, n) in worker.await.expect("joined") {
+            *codes.entry(code).or_default() += n;
+        }
+    }
+    assert!(
+        codes.get(&503).copied().unwrap_or(0) > 0,
+        "calls failed with 503 during the loss: {codes:?}"
+    );
+    assert!(codes.get(&200).copied().unwrap_or(0) > 0, "{codes:?}");
+    let others: u64 = codes
+        .iter()
+        .filter(|(c, _)| ![200u16, 503].contains(c))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(others, 0, "only 200 and 503: {codes:?}");
+}
+
+#[tokio::test]
+async fn a_handler_server_killed_mid_call_leaves_504_by_the_deadline() {
+    use tokio::io::AsyncBufReadExt;
+    let (gateway, http) = gateway(&unique("gw-killed")).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rpc-test-handler"))
+        .arg(rabbitmq_uri())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the handler server process starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("ready")
+    );
+    knows(&gateway, Address::new("killed", "hang", "1")).await;
+    let started = Instant::now();
+    let call = tokio::spawn(async move {
+        http.call(json!({"procedure": "hang", "scope": "killed", "args": {"ms": 10000}}))
+            .await
+    });
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("started")
+    );
+    child.kill().await.expect("killed");
+    let (status, body) = call.await.expect("joined");
+    assert_eq!(status, 504, "{body}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_a_clear_error_or_retried() {
+    let error = Server::builder()
+        .broker("amqp://guest:guest@127.0.0.1:1/%2f")
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .err()
+        .expect("start fails");
+    let message = error.to_string();
+    assert!(
+        message.contains("cannot connect to amqp://guest:***@127.0.0.1:1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("rabbitmq-server"),
+        "it says how to start RabbitMQ: {message}"
+    );
+
+    let patient = Server::builder()
+        .http("127.0.0.1:0")
+        .host_none()
+        .broker("amqp://guest:guest@127.0.0.1:1/%2f")
+        .broker_retry_at_start(true)
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("starts anyway");
+    assert_eq!(patient.broker_state(), Some(BrokerState::Connecting));
+    let http = Http::new(patient.http_addr().expect("http"));
+    let (status, body) = http.call(json!({"procedure": "anything"})).await;
+    assert_eq!(status, 503, "{body}");
+}
+
+#[tokio::test]
+async fn a_handler_server_finishes_the_calls_it_holds_when_it_shuts_down() {
+    let (gateway, http) = gateway(&unique("gw-drain")).await;
+    let events: Arc<Mutex<Vec<EventKind>>> = Arc::default();
+    let seen = events.clone();
+    let handler = base("drain-1")
+        .host(|a| a.scope == "drain")
+        .on_event(move |e| seen.lock().expect("lock").push(e.kind))
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("start");
+    knows(&gateway, Address::new("drain", "linger", "1")).await;
+    let http = Arc::new(http);
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let http = http.clone();
+            tokio::spawn(async move {
+                http.call(json!({"procedure": "linger", "scope": "drain", "args": {"ms": 400}}))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    handler.shutdown().await.expect("clean shutdown");
+    for call in calls {
+        let (status, body) = call.await.expect("joined");
+        assert_eq!((status, body["data"].clone()), (200, json!(400)));
+    }
+    assert_eq!(events.lock().expect("lock").len(), 5);
+    // Gone now: the gateway answers 404 at once.
+    let (status, _) = http
+        .call(json!({"procedure": "linger", "scope": "drain", "args": {"ms": 1}}))
+        .await;
+    assert_eq!(status, 404);
+}
