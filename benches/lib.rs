@@ -193,3 +193,71 @@ where
     );
     median
 }
+
+/// Sends `request` over `connections` keep-alive connections for
+/// `duration`, keeping every call's latency.
+pub async fn http_latencies(
+    addr: SocketAddr,
+    request: &[u8],
+    connections: usize,
+    duration: Duration,
+) -> (Tally, Vec<Duration>) {
+    let request: std::sync::Arc<[u8]> = request.into();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut latencies = Vec::new();
+                let Ok(mut stream) = TcpStream::connect(addr).await else {
+                    tally.failed += 1;
+                    return (tally, latencies);
+                };
+                let _ = stream.set_nodelay(true);
+                let mut buffer = Vec::with_capacity(16 * 1024);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    if stream.write_all(&request).await.is_err() {
+                        tally.failed += 1;
+                        break;
+                    }
+                    match read_response(&mut stream, &mut buffer).await {
+                        Ok((200, _)) => {
+                            tally.ok += 1;
+                            latencies.push(sent.elapsed());
+                        }
+                        Ok(_) => tally.failed += 1,
+                        Err(_) => {
+                            tally.failed += 1;
+                            break;
+                        }
+                    }
+                }
+                (tally, latencies)
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    let mut all = Vec::new();
+    for task in tasks {
+        if let Ok((tally, latencies)) = task.await {
+            total.ok += tally.ok;
+            total.failed += tally.failed;
+            all.extend(latencies);
+        }
+    }
+    total.elapsed = started.elapsed();
+    (total, all)
+}
+
+/// The `q`-quantile (0 to 1) of some latencies.
+pub fn percentile(latencies: &mut [Duration], q: f64) -> Duration {
+    if latencies.is_empty() {
+        return Duration::ZERO;
+    }
+    latencies.sort_unstable();
+    let index = ((latencies.len() - 1) as f64 * q).round() as usize;
+    latencies[index]
+}

@@ -83,9 +83,12 @@ type Reply = oneshot::Sender<Result<Value, RpcError>>;
 #[derive(Clone)]
 struct Link {
     connection: Arc<Connection>,
-    /// Publishes calls (in confirm mode), replies and announcements, and
-    /// consumes direct reply-to.
+    /// Publishes calls, in confirm mode (a returned call is a 404), and
+    /// consumes their replies from direct reply-to.
     publisher: Channel,
+    /// Publishes replies and announcements, without confirms: nothing
+    /// waits for them, and confirming them would only load the broker.
+    replier: Channel,
 }
 
 /// What the supervisor holds while connected.
@@ -295,9 +298,14 @@ impl Broker {
             .await
             .map_err(|e| failed("consume announcements", e))?;
 
+        let replier = connection
+            .create_channel()
+            .await
+            .map_err(|e| failed("open a channel", e))?;
         let link = Link {
             connection,
             publisher,
+            replier,
         };
         let lost = Arc::new(Notify::new());
         let mut tasks = Vec::new();
@@ -512,7 +520,7 @@ impl Broker {
         };
         let properties = BasicProperties::default().with_content_type(CONTENT_TYPE.into());
         let _ = link
-            .publisher
+            .replier
             .basic_publish(
                 ANNOUNCE_EXCHANGE.into(),
                 "".into(),
@@ -590,7 +598,7 @@ impl Broker {
                 .with_correlation_id(correlation_id)
                 .with_content_type(CONTENT_TYPE.into());
             let _ = link
-                .publisher
+                .replier
                 .basic_publish(
                     "".into(),
                     reply_to.as_str().into(),
@@ -670,19 +678,27 @@ impl Broker {
             )
             .await
             .map_err(unreachable)?;
-        match tokio::time::timeout_at(deadline.into(), confirm).await {
-            Err(_) => return Err(deadline_passed(&address)),
-            Ok(Err(error)) => return Err(unreachable(error)),
-            Ok(Ok(Confirmation::Ack(Some(_returned)))) => {
-                return Err(RpcError::not_found(format!(
-                    "no procedure {:?} in scope {:?} with version {:?}",
-                    address.procedure, address.scope, address.version
-                )));
-            }
-            Ok(Ok(Confirmation::Nack(_))) => {
-                return Err(RpcError::new(503, "the message broker refused the call"));
-            }
-            Ok(Ok(_)) => {}
+        // The confirm is watched on its own so that the caller wakes once:
+        // for its reply, or for the 404 of a returned (unroutable) call.
+        if let Some(me) = self.me.upgrade() {
+            let id = id.clone();
+            let address = address.clone();
+            tokio::spawn(async move {
+                let failure = match confirm.await {
+                    Ok(Confirmation::Ack(Some(_returned))) => RpcError::not_found(format!(
+                        "no procedure {:?} in scope {:?} with version {:?}",
+                        address.procedure, address.scope, address.version
+                    )),
+                    Ok(Confirmation::Nack(_)) => {
+                        RpcError::new(503, "the message broker refused the call")
+                    }
+                    Ok(_) => return,
+                    Err(error) => unreachable(error),
+                };
+                if let Some(reply) = me.pending().remove(&id) {
+                    let _ = reply.send(Err(failure));
+                }
+            });
         }
         match tokio::time::timeout_at(deadline.into(), answer).await {
             Ok(Ok(result)) => result,

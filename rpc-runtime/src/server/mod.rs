@@ -39,6 +39,15 @@ impl Server {
         self.dispatcher.handle.clone()
     }
 
+    /// The addresses of the procedures this server hosts.
+    pub fn hosted(&self) -> Vec<crate::Address> {
+        self.dispatcher
+            .registry
+            .iter()
+            .map(|l| l.spec.address.clone())
+            .collect()
+    }
+
     /// Binds the listeners and starts serving in the background.
     pub async fn start(self) -> Result<RunningServer, Error> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

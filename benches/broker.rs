@@ -1,0 +1,405 @@
+//! Run with (RabbitMQ on 127.0.0.1:5672, or `AMQP_URI`):
+//!
+//! ```sh
+//! cargo bench -p rpc-benches --bench broker
+//! ```
+//!
+//! Forwarded calls: an HTTP client calls a gateway, which forwards through
+//! RabbitMQ to a handler server and back. The baseline is a hand-written
+//! lapin request/reply loop with direct reply-to on the same broker (no
+//! HTTP, no envelope, no validation, no publisher confirms). Both run with
+//! `BENCH_CONCURRENCY` (default 16) callers, alternating for `BENCH_ROUNDS`
+//! (default 6) rounds of `BENCH_MILLIS` (default 2000) ms; printed are
+//! calls/s (median ratio of rounds) and p50/p99 latency over all rounds,
+//! then p50/p99 with a single caller (unloaded latency).
+//!
+//! `BENCH_ONLY=framework|baseline BEAM=<pid of beam.smp>` runs one side
+//! once and prints the CPU time per call of this process and of RabbitMQ.
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use rpc_benches::{Tally, env_or, http_latencies, percentile, post_request};
+use rpc_runtime::{JsonSchema, Server, rpc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AddArgs {
+    a: i64,
+    b: i64,
+}
+
+/// Adds two integers.
+#[rpc(procedure = "add", scope = "bench-broker")]
+async fn add(args: AddArgs) -> i64 {
+    args.a.wrapping_add(args.b)
+}
+
+const BASELINE_QUEUE: &str = "rpc-bench.baseline";
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>;
+
+/// The hand-written baseline: a replying consumer and a caller with direct
+/// reply-to, on their own connections.
+struct Baseline {
+    channel: lapin::Channel,
+    pending: Pending,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Baseline {
+    async fn start(uri: &str) -> Arc<Self> {
+        let server = Connection::connect(uri, ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let channel = server.create_channel().await.expect("channel");
+        channel
+            .basic_qos(64, BasicQosOptions::default())
+            .await
+            .expect("qos");
+        channel
+            .queue_declare(
+                BASELINE_QUEUE.into(),
+                QueueDeclareOptions {
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare");
+        let mut consumer = channel
+            .basic_consume(
+                BASELINE_QUEUE.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        tokio::spawn(async move {
+            let _server = server;
+            // Each delivery in its own task, as the framework does, so that
+            // neither side waits for one reply before the next call.
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let channel = channel.clone();
+                tokio::spawn(async move {
+                    let reply = match serde_json::from_slice::<AddArgs>(&delivery.data) {
+                        Ok(args) => {
+                            serde_json::to_vec(&args.a.wrapping_add(args.b)).unwrap_or_default()
+                        }
+                        Err(_) => b"null".to_vec(),
+                    };
+                    if let (Some(to), Some(id)) = (
+                        delivery.properties.reply_to(),
+                        delivery.properties.correlation_id(),
+                    ) {
+                        let properties = BasicProperties::default().with_correlation_id(id.clone());
+                        let _ = channel
+                            .basic_publish(
+                                "".into(),
+                                to.as_str().into(),
+                                BasicPublishOptions::default(),
+                                &reply,
+                                properties,
+                            )
+                            .await;
+                    }
+                    let _ = delivery.ack(BasicAckOptions::default()).await;
+                });
+            }
+        });
+
+        let client = Connection::connect(uri, ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let channel = client.create_channel().await.expect("channel");
+        let mut replies = channel
+            .basic_consume(
+                "amq.rabbitmq.reply-to".into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume replies");
+        let pending: Pending = Arc::default();
+        let waiting = pending.clone();
+        tokio::spawn(async move {
+            let _client = client;
+            while let Some(Ok(delivery)) = replies.next().await {
+                let id = delivery
+                    .properties
+                    .correlation_id()
+                    .as_ref()
+                    .map(|id| id.to_string());
+                let reply = id.and_then(|id| waiting.lock().ok()?.remove(&id));
+                if let Some(reply) = reply {
+                    let _ = reply.send(delivery.data);
+                }
+            }
+        });
+        Arc::new(Baseline {
+            channel,
+            pending,
+            next: Default::default(),
+        })
+    }
+
+    async fn call(&self, body: &[u8]) -> bool {
+        let id = self
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string();
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(id.clone(), tx);
+        }
+        let properties = BasicProperties::default()
+            .with_correlation_id(id.as_str().into())
+            .with_reply_to("amq.rabbitmq.reply-to".into());
+        let published = self
+            .channel
+            .basic_publish(
+                "".into(),
+                BASELINE_QUEUE.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await;
+        published.is_ok() && matches!(rx.await, Ok(reply) if reply == b"42")
+    }
+}
+
+async fn baseline_load(
+    baseline: &Arc<Baseline>,
+    concurrency: usize,
+    duration: Duration,
+) -> (Tally, Vec<Duration>) {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let baseline = baseline.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    if baseline.call(br#"{"a":40,"b":2}"#).await {
+                        tally.ok += 1;
+                        latencies.push(sent.elapsed());
+                    } else {
+                        tally.failed += 1;
+                    }
+                }
+                (tally, latencies)
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    let mut all = Vec::new();
+    for task in tasks {
+        if let Ok((tally, latencies)) = task.await {
+            total.ok += tally.ok;
+            total.failed += tally.failed;
+            all.extend(latencies);
+        }
+    }
+    total.elapsed = started.elapsed();
+    (total, all)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let uri = std::env::var("AMQP_URI")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let concurrency = env_or("BENCH_CONCURRENCY", 16) as usize;
+    let rounds = env_or("BENCH_ROUNDS", 6);
+    let duration = Duration::from_millis(env_or("BENCH_MILLIS", 2000));
+
+    let handler = Server::builder()
+        .name("bench-handler")
+        .broker(uri.clone())
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("the handler server starts (is RabbitMQ running?)");
+    let gateway = Server::builder()
+        .name("bench-gateway")
+        .http("127.0.0.1:0")
+        .host_none()
+        .broker(uri.clone())
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("the gateway starts");
+    let addr = gateway.http_addr().expect("addr");
+    let request =
+        post_request(br#"{"procedure":"add","scope":"bench-broker","args":{"a":40,"b":2}}"#);
+    let baseline = Baseline::start(&uri).await;
+
+    // Both answer before anything is measured; the gateway has heard the
+    // handler's announcement.
+    for _ in 0..100 {
+        if gateway
+            .procedures()
+            .iter()
+            .any(|p| p.address.scope == "bench-broker")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        baseline.call(br#"{"a":40,"b":2}"#).await,
+        "the baseline answers"
+    );
+    let (warm, _) = http_latencies(addr, &request, concurrency, Duration::from_millis(500)).await;
+    assert!(
+        warm.ok > 0 && warm.failed == 0,
+        "the framework answers: {warm:?}"
+    );
+    baseline_load(&baseline, concurrency, Duration::from_millis(500)).await;
+
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        let cpu = |pid: &str| -> u64 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            fields
+                .get(11)
+                .and_then(|u| u.parse::<u64>().ok())
+                .unwrap_or(0)
+                + fields
+                    .get(12)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0)
+        };
+        let beam = std::env::var("BEAM").unwrap_or_default();
+        let (b0, s0) = (cpu(&beam), cpu("self"));
+        let calls = if only == "framework" {
+            http_latencies(addr, &request, concurrency, duration)
+                .await
+                .0
+                .ok
+        } else {
+            baseline_load(&baseline, concurrency, duration).await.0.ok
+        };
+        let (b1, s1) = (cpu(&beam), cpu("self"));
+        println!(
+            "{only}: {calls} calls; per call: beam {:.1} us, this process {:.1} us",
+            (b1 - b0) as f64 * 10_000.0 / calls as f64,
+            (s1 - s0) as f64 * 10_000.0 / calls as f64
+        );
+        return;
+    }
+    println!(
+        "forwarded add: {concurrency} concurrent callers, {rounds} rounds of {} ms a side",
+        duration.as_millis()
+    );
+    let (mut framework_latencies, mut baseline_latencies) = (Vec::new(), Vec::new());
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let run_framework = || http_latencies(addr, &request, concurrency, duration);
+        let run_baseline = || baseline_load(&baseline, concurrency, duration);
+        let ((f, fl), (b, bl)) = if round % 2 == 1 {
+            let f = run_framework().await;
+            (f, run_baseline().await)
+        } else {
+            let b = run_baseline().await;
+            (run_framework().await, b)
+        };
+        println!(
+            "round {round}: framework {:>7.0}/s ({} failed) | hand-written lapin {:>7.0}/s ({} failed) | ratio {:.3}",
+            f.rate(),
+            f.failed,
+            b.rate(),
+            b.failed,
+            f.rate() / b.rate()
+        );
+        ratios.push(f.rate() / b.rate());
+        framework_latencies.extend(fl);
+        baseline_latencies.extend(bl);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let ratio = ratios[ratios.len() / 2];
+    let (fp50, fp99) = (
+        percentile(&mut framework_latencies, 0.5),
+        percentile(&mut framework_latencies, 0.99),
+    );
+    let (bp50, bp99) = (
+        percentile(&mut baseline_latencies, 0.5),
+        percentile(&mut baseline_latencies, 0.99),
+    );
+    println!(
+        "latency: framework p50 {fp50:?} p99 {fp99:?} | hand-written p50 {bp50:?} p99 {bp99:?}"
+    );
+    println!(
+        "RESULT broker throughput framework/hand-written = {ratio:.3} (median of rounds; target >= 0.80)"
+    );
+    println!(
+        "RESULT broker p50 framework/hand-written = {:.3} (target <= 1.25); p99 ratio {:.3}",
+        fp50.as_secs_f64() / bp50.as_secs_f64(),
+        fp99.as_secs_f64() / bp99.as_secs_f64()
+    );
+
+    // Unloaded: one caller at a time.
+    let (mut framework_single, mut baseline_single) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let run_framework = || http_latencies(addr, &request, 1, duration / 2);
+        let run_baseline = || baseline_load(&baseline, 1, duration / 2);
+        let ((_, fl), (_, bl)) = if round % 2 == 1 {
+            let f = run_framework().await;
+            (f, run_baseline().await)
+        } else {
+            let b = run_baseline().await;
+            (run_framework().await, b)
+        };
+        framework_single.extend(fl);
+        baseline_single.extend(bl);
+    }
+    let (fp50, fp99) = (
+        percentile(&mut framework_single, 0.5),
+        percentile(&mut framework_single, 0.99),
+    );
+    let (bp50, bp99) = (
+        percentile(&mut baseline_single, 0.5),
+        percentile(&mut baseline_single, 0.99),
+    );
+    println!(
+        "single caller: framework p50 {fp50:?} p99 {fp99:?} | hand-written p50 {bp50:?} p99 {bp99:?}"
+    );
+    println!(
+        "RESULT broker single-caller p50 framework/hand-written = {:.3}; p99 ratio {:.3}",
+        fp50.as_secs_f64() / bp50.as_secs_f64(),
+        fp99.as_secs_f64() / bp99.as_secs_f64()
+    );
+    let _ = gateway.shutdown().await;
+    let _ = handler.shutdown().await;
+}
