@@ -26,6 +26,7 @@ pub(crate) trait Forward: Send + Sync {
     fn remote_procedures(&self) -> Vec<crate::ProcedureSpec>;
 
     /// The state of the link and the servers behind it, for telemetry.
+    #[allow(dead_code, reason = "read by the telemetry routes")]
     fn status(&self) -> Value;
 }
 

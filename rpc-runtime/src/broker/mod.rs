@@ -480,10 +480,10 @@ impl Broker {
                 continue;
             };
             match &announcement {
-                Announcement::Query { instance_id } if instance_id != self.handle.instance_id() => {
-                    if !self.hosted.is_empty() {
-                        self.publish_announcement(&link, &self.announcement()).await;
-                    }
+                Announcement::Query { instance_id }
+                    if instance_id != self.handle.instance_id() && !self.hosted.is_empty() =>
+                {
+                    self.publish_announcement(&link, &self.announcement()).await;
                 }
                 Announcement::Announce { instance_id, .. }
                 | Announcement::Goodbye { instance_id }

@@ -239,11 +239,16 @@ fn unlink(index: &mut Index, user: &str, id: &str) {
     }
 }
 
+/// A hook on a connection event.
+pub(crate) type ConnectionHook = Arc<dyn Fn(&ConnectionInfo) + Send + Sync>;
+/// A hook on a client message.
+pub(crate) type MessageHook = Arc<dyn Fn(&ConnectionInfo, &serde_json::Value) + Send + Sync>;
+
 /// Hooks on connection events; each runs on the connection's task.
 #[derive(Clone, Default)]
 pub(crate) struct ConnectionHooks {
-    pub(crate) connect: Vec<Arc<dyn Fn(&ConnectionInfo) + Send + Sync>>,
-    pub(crate) identity: Vec<Arc<dyn Fn(&ConnectionInfo) + Send + Sync>>,
-    pub(crate) message: Vec<Arc<dyn Fn(&ConnectionInfo, &serde_json::Value) + Send + Sync>>,
-    pub(crate) disconnect: Vec<Arc<dyn Fn(&ConnectionInfo) + Send + Sync>>,
+    pub(crate) connect: Vec<ConnectionHook>,
+    pub(crate) identity: Vec<ConnectionHook>,
+    pub(crate) message: Vec<MessageHook>,
+    pub(crate) disconnect: Vec<ConnectionHook>,
 }

@@ -9,7 +9,7 @@
 
 use super::{Gateway, client_ip, trace_id};
 use crate::envelope::{self, Frame, Malformed};
-use crate::server::connections::{Connection, ConnectionInfo, close_code};
+use crate::server::connections::{Connection, ConnectionHook, close_code};
 use crate::{Call, Caller, Identity, RpcError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
@@ -247,7 +247,7 @@ impl Session {
         self.emit(&self.gateway.ws.hooks.disconnect);
     }
 
-    fn emit(&self, hooks: &[Arc<dyn Fn(&ConnectionInfo) + Send + Sync>]) {
+    fn emit(&self, hooks: &[ConnectionHook]) {
         if hooks.is_empty() {
             return;
         }
