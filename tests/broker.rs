@@ -526,3 +526,75 @@ async fn a_handler_server_finishes_the_calls_it_holds_when_it_shuts_down() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_gateway_documents_remote_procedures_and_reports_handler_servers() {
+    let (gateway, http) = gateway(&unique("gw-docs")).await;
+    let _handler = handler("docs-1", &["edge"]).await;
+    knows(&gateway, Address::new("edge", "strict", "1")).await;
+    let docs: Value = http
+        .client()
+        .get(format!("{}/docs.json", http.url()))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    let strict = docs["procedures"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|p| p["scope"] == "edge" && p["procedure"] == "strict")
+                .cloned()
+        })
+        .expect("the remote procedure is documented");
+    assert_eq!(strict["description"], json!("Has args worth validating."));
+    assert_eq!(
+        strict["argsSchema"]["properties"]["n"]["maximum"],
+        json!(10)
+    );
+    let listed = |name: &str| {
+        docs["procedures"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|p| p["procedure"] == name))
+    };
+    assert!(
+        !listed("hidden"),
+        "remote internal procedures are hidden too"
+    );
+
+    let (status, _) = http
+        .call(json!({"procedure": "strict", "scope": "edge", "args": {"n": 2, "email": "a@b.c"}}))
+        .await;
+    assert_eq!(status, 200);
+    let telemetry: Value = http
+        .client()
+        .get(format!("{}/telemetry", http.url()))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(telemetry["broker"]["state"], json!("connected"));
+    assert_eq!(telemetry["transports"]["broker"], json!(true));
+    let servers = telemetry["broker"]["servers"].as_array().expect("servers");
+    let docs_1 = servers
+        .iter()
+        .find(|s| s["name"] == "docs-1")
+        .expect("the handler server is known");
+    assert!(
+        docs_1["lastSeen"]["secs_since_epoch"].as_u64().is_some(),
+        "{docs_1}"
+    );
+    let forwarded = telemetry["procedures"]
+        .as_array()
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| r["scope"] == "edge" && r["procedure"] == "strict")
+                .cloned()
+        })
+        .expect("forwarded calls are counted");
+    assert_eq!(forwarded["calls"], json!(1));
+}

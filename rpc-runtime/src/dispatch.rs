@@ -5,7 +5,7 @@
 use crate::call::Invoke;
 use crate::events::{Event, EventKind, Events};
 use crate::procedure::BoxFuture;
-use crate::registry::Registry;
+use crate::registry::{Local, Registry};
 use crate::{Authenticator, Call, Context, Identity, RpcError, ServerHandle};
 use futures_util::FutureExt;
 use serde_json::Value;
@@ -26,7 +26,6 @@ pub(crate) trait Forward: Send + Sync {
     fn remote_procedures(&self) -> Vec<crate::ProcedureSpec>;
 
     /// The state of the link and the servers behind it, for telemetry.
-    #[allow(dead_code, reason = "read by the telemetry routes")]
     fn status(&self) -> Value;
 }
 
@@ -38,6 +37,8 @@ pub(crate) struct Dispatcher {
     default_timeout: Duration,
     pub(crate) forward: std::sync::OnceLock<Arc<dyn Forward>>,
     pub(crate) handle: ServerHandle,
+    pub(crate) telemetry: crate::telemetry::Telemetry,
+    pub(crate) show_internal: bool,
     accepting: AtomicBool,
     me: Weak<Dispatcher>,
 }
@@ -49,6 +50,8 @@ pub(crate) struct DispatcherConfig {
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) default_timeout: Duration,
     pub(crate) handle: ServerHandle,
+    pub(crate) telemetry: crate::telemetry::Telemetry,
+    pub(crate) show_internal: bool,
 }
 
 impl Dispatcher {
@@ -61,6 +64,8 @@ impl Dispatcher {
             default_timeout: config.default_timeout,
             forward: std::sync::OnceLock::new(),
             handle: config.handle,
+            telemetry: config.telemetry,
+            show_internal: config.show_internal,
             accepting: AtomicBool::new(true),
             me: me.clone(),
         })
@@ -109,9 +114,16 @@ impl Dispatcher {
         );
         // Hooks see the request as it came; only then is it copied.
         let record = (!self.events.is_empty()).then(|| call.clone());
-        let (kind, result) = self.route(call).instrument(span.clone()).await;
+        let local = self.registry.get(&call.address);
+        let remote_address = local.is_none().then(|| call.address.clone());
+        let (kind, result) = self.route(call, local).instrument(span.clone()).await;
         let duration = started.elapsed();
         let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
+        match (local, &remote_address) {
+            (Some(local), _) => self.telemetry.record(&local.stats, code, duration),
+            (None, Some(address)) => self.telemetry.record_other(address, code, duration),
+            (None, None) => {}
+        }
         span.record("rpc.code", code);
         span.record("rpc.duration_us", duration.as_micros() as u64);
         if let Some(call) = &record {
@@ -125,8 +137,12 @@ impl Dispatcher {
         result
     }
 
-    async fn route(&self, mut call: Call) -> (EventKind, Result<Value, RpcError>) {
-        let Some(local) = self.registry.get(&call.address) else {
+    async fn route(
+        &self,
+        mut call: Call,
+        local: Option<&Local>,
+    ) -> (EventKind, Result<Value, RpcError>) {
+        let Some(local) = local else {
             return match self.forward.get() {
                 Some(forward) => {
                     let result = forward.forward(call).await;

@@ -65,12 +65,16 @@ mod procedure;
 mod auth;
 #[cfg(feature = "server")]
 mod dispatch;
+#[cfg(feature = "docs")]
+mod docs;
 #[cfg(feature = "server")]
 mod events;
 #[cfg(feature = "server")]
 mod registry;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+mod telemetry;
 #[cfg(feature = "server")]
 mod transport;
 
@@ -101,3 +105,5 @@ pub use client::{HttpClient, ServerMessages, WsClient, WsClientBuilder};
 pub use events::{Event, EventKind};
 #[cfg(feature = "server")]
 pub use server::{ConnectionInfo, Cors, RunningServer, Server, ServerBuilder, ServerHandle};
+#[cfg(feature = "server")]
+pub use transport::Mount;

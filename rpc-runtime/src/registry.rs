@@ -15,6 +15,7 @@ pub(crate) struct Local {
     pub(crate) spec: ProcedureSpec,
     validator: Validator,
     pub(crate) handler: HandlerFn,
+    pub(crate) stats: std::sync::Arc<crate::telemetry::Stats>,
 }
 
 impl Local {
@@ -59,7 +60,10 @@ impl Registry {
     /// Builds the table from every linked registration that `host` accepts.
     /// Clashing registrations fail the build, whether hosted or not: each
     /// clash is listed with the places that define it.
-    pub(crate) fn from_inventory(host: &dyn Fn(&Address) -> bool) -> Result<Self, Error> {
+    pub(crate) fn from_inventory(
+        host: &dyn Fn(&Address) -> bool,
+        telemetry: &crate::telemetry::Telemetry,
+    ) -> Result<Self, Error> {
         let mut by_address: BTreeMap<Address, Vec<&'static Descriptor>> = BTreeMap::new();
         for descriptor in Descriptor::all() {
             by_address
@@ -84,13 +88,16 @@ impl Registry {
         }
         let mut entries = Vec::new();
         for (address, found) in by_address {
-            if !host(&address) {
+            let descriptor = found[0];
+            // The framework's own procedures (`rpc.discover`) are always hosted.
+            let builtin = descriptor.module.starts_with("rpc_runtime::");
+            if !builtin && !host(&address) {
                 continue;
             }
-            let descriptor = found[0];
             let spec = descriptor.spec();
             let validator = compile(&address, &spec.args_schema)?;
             entries.push(Local {
+                stats: telemetry.local(&address),
                 spec,
                 validator,
                 handler: descriptor.handler,

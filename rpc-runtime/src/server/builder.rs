@@ -5,7 +5,7 @@ use super::connections::ConnectionInfo;
 use crate::dispatch::{Dispatcher, DispatcherConfig};
 use crate::events::{Event, Events};
 use crate::registry::Registry;
-use crate::transport::{HttpConfig, WsConfig};
+use crate::transport::{HttpConfig, Mount, PagesConfig, WsConfig};
 use crate::{Address, Authenticator, Error, ServerHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ pub struct ServerBuilder {
     pub(super) http: Option<String>,
     pub(super) http_config: HttpConfig,
     pub(super) ws_config: WsConfig,
+    pub(super) pages: PagesConfig,
     pub(super) authenticator: Option<Arc<dyn Authenticator>>,
     pub(super) events: Events,
     pub(super) timeout: Duration,
@@ -48,6 +49,7 @@ impl Default for ServerBuilder {
             http: None,
             http_config: HttpConfig::default(),
             ws_config: WsConfig::default(),
+            pages: PagesConfig::default(),
             authenticator: None,
             events: Events::default(),
             timeout: Duration::from_secs(30),
@@ -219,6 +221,37 @@ impl ServerBuilder {
         self
     }
 
+    /// Where the API docs page (`/docs`) is served. Default: at the root,
+    /// to anyone. `Mount::disabled()` turns it off.
+    #[cfg(feature = "docs")]
+    pub fn docs_mount(mut self, mount: Mount) -> Self {
+        self.pages.docs = mount;
+        self
+    }
+
+    /// Where the machine-readable specs (`/docs.json`, `/openrpc.json`) are
+    /// served. Default: at the root, to anyone.
+    #[cfg(feature = "docs")]
+    pub fn specs_mount(mut self, mount: Mount) -> Self {
+        self.pages.specs = mount;
+        self
+    }
+
+    /// Whether docs, specs and `rpc.discover` list internal procedures
+    /// (marked internal). Default: hidden.
+    #[cfg(feature = "docs")]
+    pub fn docs_show_internal(mut self, show: bool) -> Self {
+        self.pages.show_internal = show;
+        self
+    }
+
+    /// Where telemetry (`/telemetry`, `/telemetry.html`, `/metrics`) is
+    /// served. Default: at the root, to anyone.
+    pub fn telemetry_mount(mut self, mount: Mount) -> Self {
+        self.pages.telemetry = mount;
+        self
+    }
+
     /// Checks bearer tokens; see [`Authenticator`].
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Some(Arc::new(authenticator));
@@ -265,7 +298,8 @@ impl ServerBuilder {
             return Err(Error::Config("body_limit must be greater than 0".into()));
         }
         let host = self.host.clone();
-        let registry = Registry::from_inventory(&*host)?;
+        let telemetry = crate::telemetry::Telemetry::default();
+        let registry = Registry::from_inventory(&*host, &telemetry)?;
         let handle = ServerHandle::new(self.name.clone());
         let dispatcher = Dispatcher::new(DispatcherConfig {
             name: self.name.clone(),
@@ -274,7 +308,10 @@ impl ServerBuilder {
             authenticator: self.authenticator,
             default_timeout: self.timeout,
             handle: handle.clone(),
+            telemetry,
+            show_internal: self.pages.show_internal,
         });
+        handle.attach(&dispatcher);
         if self.ws_config.max_frame == 0 || self.ws_config.max_in_flight == 0 {
             return Err(Error::Config(
                 "WebSocket limits must be greater than 0".into(),
@@ -290,6 +327,7 @@ impl ServerBuilder {
             http_addr,
             http_config: self.http_config,
             ws_config: self.ws_config,
+            pages: self.pages,
             dispatcher,
             #[cfg(feature = "broker")]
             broker,

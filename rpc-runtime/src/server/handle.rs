@@ -15,6 +15,8 @@ pub struct ServerHandle {
 
 struct Inner {
     hub: Hub,
+    http_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    dispatcher: std::sync::OnceLock<std::sync::Weak<crate::dispatch::Dispatcher>>,
     name: String,
     instance_id: String,
     started: Instant,
@@ -35,6 +37,8 @@ impl ServerHandle {
         ServerHandle {
             inner: Arc::new(Inner {
                 hub: Hub::default(),
+                http_addr: std::sync::OnceLock::new(),
+                dispatcher: std::sync::OnceLock::new(),
                 name,
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 started: Instant::now(),
@@ -65,6 +69,47 @@ impl ServerHandle {
 
     pub(crate) fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    pub(crate) fn attach(&self, dispatcher: &std::sync::Arc<crate::dispatch::Dispatcher>) {
+        let _ = self
+            .inner
+            .dispatcher
+            .set(std::sync::Arc::downgrade(dispatcher));
+    }
+
+    pub(crate) fn set_http_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.inner.http_addr.set(addr);
+    }
+
+    /// The bound HTTP address, once the server has started.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.http_addr.get().copied()
+    }
+
+    /// Every procedure the server can route: its own and, with a broker,
+    /// those other servers announce.
+    pub fn procedures(&self) -> Vec<crate::ProcedureSpec> {
+        self.inner
+            .dispatcher
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .map(|d| d.routable())
+            .unwrap_or_default()
+    }
+
+    /// The server's OpenRPC document, as `rpc.discover` answers it.
+    #[cfg(feature = "docs")]
+    pub fn openrpc(&self) -> Option<serde_json::Value> {
+        let dispatcher = self
+            .inner
+            .dispatcher
+            .get()
+            .and_then(std::sync::Weak::upgrade)?;
+        Some(crate::docs::openrpc_document(
+            &dispatcher,
+            dispatcher.show_internal,
+        ))
     }
 
     /// Pushes `{"serverMessage": message}` to one connection; false if it

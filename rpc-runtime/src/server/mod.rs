@@ -12,7 +12,7 @@ pub use handle::ServerHandle;
 
 use crate::Error;
 use crate::dispatch::Dispatcher;
-use crate::transport::{self, HttpConfig, WsConfig};
+use crate::transport::{self, HttpConfig, PagesConfig, WsConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -23,6 +23,7 @@ pub struct Server {
     http_addr: Option<SocketAddr>,
     http_config: HttpConfig,
     ws_config: WsConfig,
+    pages: PagesConfig,
     dispatcher: Arc<Dispatcher>,
     #[cfg(feature = "broker")]
     broker: Option<Arc<crate::broker::Broker>>,
@@ -65,11 +66,14 @@ impl Server {
                     addr: addr.to_string(),
                     source,
                 })?;
-            http_addr = Some(listener.local_addr()?);
+            let bound = listener.local_addr()?;
+            self.dispatcher.handle.set_http_addr(bound);
+            http_addr = Some(bound);
             let router = transport::router(
                 self.dispatcher.clone(),
                 self.http_config.clone(),
                 self.ws_config.clone(),
+                self.pages.clone(),
             );
             let cors = self.http_config.cors.clone();
             let mut stop = shutdown_rx.clone();

@@ -3,6 +3,7 @@
 //! [`Call`](crate::Call) and hands it to the dispatcher.
 
 mod http;
+mod pages;
 mod ws;
 
 use crate::dispatch::Dispatcher;
@@ -12,6 +13,8 @@ use axum::routing::get;
 use std::sync::Arc;
 
 pub(crate) use http::HttpConfig;
+pub use pages::Mount;
+pub(crate) use pages::{PagesConfig, escape};
 pub(crate) use ws::WsConfig;
 
 /// What every route handler shares.
@@ -19,20 +22,28 @@ pub(crate) struct Gateway {
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) http: HttpConfig,
     pub(crate) ws: WsConfig,
+    pub(crate) pages: PagesConfig,
 }
 
 /// The routes; CORS is applied around the whole router by [`serve`], once
 /// per connection rather than once per route and request.
-pub(crate) fn router(dispatcher: Arc<Dispatcher>, http: HttpConfig, ws: WsConfig) -> Router {
+pub(crate) fn router(
+    dispatcher: Arc<Dispatcher>,
+    http: HttpConfig,
+    ws: WsConfig,
+    pages: PagesConfig,
+) -> Router {
+    let routes = pages::routes(
+        Router::new().route("/health", get(|| async { "ok" })),
+        &pages,
+    );
     let gateway = Arc::new(Gateway {
         dispatcher,
         http,
         ws,
+        pages,
     });
-    Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .fallback(http::entry)
-        .with_state(gateway)
+    routes.fallback(http::entry).with_state(gateway)
 }
 
 /// Serves the router on a bound listener until `stop` resolves.

@@ -1,0 +1,279 @@
+//! The read-only pages beside the RPC endpoint: API docs (`/docs`), specs
+//! (`/docs.json`, `/openrpc.json`) and telemetry (`/telemetry`,
+//! `/telemetry.html`, `/metrics`). Each group can be turned off, mounted
+//! under a prefix, or restricted to authenticated callers.
+
+use super::Gateway;
+use crate::{Identity, RpcError, envelope};
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where a group of pages is served, if at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    prefix: Option<String>,
+    require_auth: bool,
+}
+
+impl Mount {
+    /// Served at the root (`/docs`, `/telemetry`, ...), to anyone.
+    pub fn root() -> Self {
+        Mount {
+            prefix: Some(String::new()),
+            require_auth: false,
+        }
+    }
+
+    /// Served under a prefix, e.g. `Mount::at("/internal")` serves
+    /// `/internal/docs`.
+    pub fn at(prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        let prefix = format!("/{}", prefix.trim_matches('/'));
+        Mount {
+            prefix: Some(if prefix == "/" { String::new() } else { prefix }),
+            require_auth: false,
+        }
+    }
+
+    /// Not served.
+    pub fn disabled() -> Self {
+        Mount {
+            prefix: None,
+            require_auth: false,
+        }
+    }
+
+    /// Only for requests with a bearer token (an `Authorization` header, or
+    /// a `token` query parameter) that the server's authenticator accepts;
+    /// without an authenticator, any token. Others get 401.
+    #[must_use]
+    pub fn require_auth(mut self) -> Self {
+        self.require_auth = true;
+        self
+    }
+
+    fn path(&self, page: &str) -> Option<String> {
+        self.prefix.as_ref().map(|prefix| format!("{prefix}{page}"))
+    }
+}
+
+impl Default for Mount {
+    fn default() -> Self {
+        Mount::root()
+    }
+}
+
+/// The mounts of every page group.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PagesConfig {
+    pub(crate) docs: Mount,
+    pub(crate) specs: Mount,
+    pub(crate) telemetry: Mount,
+    pub(crate) show_internal: bool,
+}
+
+type Params = Query<HashMap<String, String>>;
+
+pub(crate) fn routes(router: Router<Arc<Gateway>>, config: &PagesConfig) -> Router<Arc<Gateway>> {
+    let mut router = router;
+    #[cfg(feature = "docs")]
+    {
+        if let Some(path) = config.docs.path("/docs") {
+            router = router.route(&path, get(docs_page));
+        }
+        if let Some(path) = config.specs.path("/docs.json") {
+            router = router.route(&path, get(docs_json));
+        }
+        if let Some(path) = config.specs.path("/openrpc.json") {
+            router = router.route(&path, get(openrpc_json));
+        }
+    }
+    if let Some(path) = config.telemetry.path("/telemetry") {
+        router = router.route(&path, get(telemetry_json));
+    }
+    if let Some(path) = config.telemetry.path("/telemetry.html") {
+        router = router.route(&path, get(telemetry_page));
+    }
+    if let Some(path) = config.telemetry.path("/metrics") {
+        router = router.route(&path, get(metrics));
+    }
+    router
+}
+
+/// Checks the bearer token of a page request when its mount asks for one.
+async fn guard(
+    gateway: &Gateway,
+    mount: &Mount,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<(), Response> {
+    if !mount.require_auth {
+        return Ok(());
+    }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| params.get("token").map(|token| format!("Bearer {token}")));
+    let identity = authorization.map(Identity::with_authorization);
+    match gateway.dispatcher.authenticate(identity.as_ref()).await {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let error = RpcError::unauthorized(error.message().to_owned());
+            let body = envelope::encode_response(&Err(error), None);
+            Err((
+                StatusCode::UNAUTHORIZED,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response())
+        }
+    }
+}
+
+fn json(value: &serde_json::Value) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        serde_json::to_vec_pretty(value).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+fn html(page: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            // Everything the pages need is inline; nothing is fetched from elsewhere.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+                ),
+            ),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+/// Text safe to put inside HTML and inside a JavaScript string literal.
+pub(crate) fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            '\\' => "\\\\".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(feature = "docs")]
+async fn docs_page(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Err(refused) = guard(&gateway, &gateway.pages.docs, &headers, &params).await {
+        return refused;
+    }
+    let specs = gateway.pages.specs.path("/docs.json");
+    html(crate::docs::page(
+        gateway.dispatcher.name.as_str(),
+        specs.as_deref(),
+    ))
+}
+
+#[cfg(feature = "docs")]
+async fn docs_json(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Err(refused) = guard(&gateway, &gateway.pages.specs, &headers, &params).await {
+        return refused;
+    }
+    json(&crate::docs::document(
+        &gateway.dispatcher,
+        gateway.pages.show_internal,
+    ))
+}
+
+#[cfg(feature = "docs")]
+async fn openrpc_json(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Err(refused) = guard(&gateway, &gateway.pages.specs, &headers, &params).await {
+        return refused;
+    }
+    json(&crate::docs::openrpc_document(
+        &gateway.dispatcher,
+        gateway.pages.show_internal,
+    ))
+}
+
+async fn telemetry_json(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Err(refused) = guard(&gateway, &gateway.pages.telemetry, &headers, &params).await {
+        return refused;
+    }
+    json(&crate::telemetry::report(
+        &gateway.dispatcher,
+        gateway.ws.enabled,
+    ))
+}
+
+async fn telemetry_page(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Err(refused) = guard(&gateway, &gateway.pages.telemetry, &headers, &params).await {
+        return refused;
+    }
+    let source = gateway
+        .pages
+        .telemetry
+        .path("/telemetry")
+        .unwrap_or_default();
+    html(crate::telemetry::PAGE.replace("{{TELEMETRY_URL}}", &escape(&source)))
+}
+
+async fn metrics(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Err(refused) = guard(&gateway, &gateway.pages.telemetry, &headers, &params).await {
+        return refused;
+    }
+    let handle = &gateway.dispatcher.handle;
+    let text = gateway
+        .dispatcher
+        .telemetry
+        .prometheus(handle.uptime(), handle.connection_count());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
