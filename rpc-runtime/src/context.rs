@@ -134,10 +134,14 @@ impl Context {
                 "this context is not attached to a server",
             ));
         };
+        #[cfg(feature = "server")]
+        let server = invoker.server().name().to_owned();
+        #[cfg(not(feature = "server"))]
+        let server = String::new();
         let caller = match self.address() {
             Some(own) => Caller::Procedure {
                 address: own.clone(),
-                server: invoker.server().name().to_owned(),
+                server,
             },
             None => Caller::Detached,
         };

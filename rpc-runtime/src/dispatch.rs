@@ -38,6 +38,10 @@ pub(crate) struct Dispatcher {
     pub(crate) forward: std::sync::OnceLock<Arc<dyn Forward>>,
     pub(crate) handle: ServerHandle,
     pub(crate) telemetry: crate::telemetry::Telemetry,
+    #[cfg_attr(
+        not(feature = "docs"),
+        allow(dead_code, reason = "read by rpc.discover")
+    )]
     pub(crate) show_internal: bool,
     accepting: AtomicBool,
     me: Weak<Dispatcher>,
@@ -86,6 +90,10 @@ impl Dispatcher {
         all
     }
 
+    #[cfg_attr(
+        not(feature = "broker"),
+        allow(dead_code, reason = "read by the broker")
+    )]
     pub(crate) fn default_timeout(&self) -> Duration {
         self.default_timeout
     }

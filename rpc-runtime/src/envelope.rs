@@ -2,6 +2,9 @@
 //! frames, and writing responses. Every malformed input becomes a 400 whose
 //! message says what is wrong.
 
+// Servers read calls and write responses; clients only read responses.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 use crate::{Address, FieldError, Identity, RpcError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -17,7 +20,6 @@ pub(crate) struct Envelope {
 
 /// What a WebSocket frame asks for (protocol section 4).
 #[derive(Debug)]
-#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) enum Frame {
     Call(Envelope),
     SetIdentity {
@@ -75,7 +77,6 @@ pub(crate) fn parse_call(mut object: Map<String, Value>) -> Result<Envelope, Mal
 
 /// Reads a WebSocket frame, deciding in the protocol's order: identity
 /// only, client message, call.
-#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) fn parse_frame(mut object: Map<String, Value>) -> Result<Frame, Malformed> {
     let has_procedure = object.contains_key("procedure") || object.contains_key("method");
     if !has_procedure && object.contains_key("identity") {
@@ -193,7 +194,6 @@ struct WireOut<'a> {
 }
 
 /// Writes the response to a call.
-#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) fn encode_response(
     result: &Result<Value, RpcError>,
     correlation_id: Option<&Value>,

@@ -44,6 +44,10 @@ impl Address {
         Address::new(P::SCOPE, P::NAME, P::VERSION)
     }
 
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "used by the registry")
+    )]
     pub(crate) fn as_refs(&self) -> (&str, &str, &str) {
         (&self.scope, &self.procedure, &self.version)
     }
@@ -168,6 +172,10 @@ pub struct Descriptor {
 
 inventory::collect!(Descriptor);
 
+#[cfg_attr(
+    not(feature = "server"),
+    allow(dead_code, reason = "used by the registry")
+)]
 impl Descriptor {
     /// Every procedure linked into this binary, in unspecified order.
     pub(crate) fn all() -> impl Iterator<Item = &'static Descriptor> {

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 pub(crate) use http::HttpConfig;
 pub use pages::Mount;
-pub(crate) use pages::{PagesConfig, escape};
+pub(crate) use pages::PagesConfig;
+#[cfg(feature = "docs")]
+pub(crate) use pages::escape;
 pub(crate) use ws::WsConfig;
 
 /// What every route handler shares.

@@ -70,6 +70,10 @@ impl Default for Mount {
 
 /// The mounts of every page group.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    not(feature = "docs"),
+    allow(dead_code, reason = "docs and specs need the docs feature")
+)]
 pub(crate) struct PagesConfig {
     pub(crate) docs: Mount,
     pub(crate) specs: Mount,
@@ -79,28 +83,118 @@ pub(crate) struct PagesConfig {
 
 type Params = Query<HashMap<String, String>>;
 
+/// Every page, with the group it belongs to and its path in that group.
+#[derive(Clone, Copy)]
+enum Page {
+    #[cfg(feature = "docs")]
+    Docs,
+    #[cfg(feature = "docs")]
+    DocsJson,
+    #[cfg(feature = "docs")]
+    OpenRpc,
+    Telemetry,
+    TelemetryHtml,
+    Metrics,
+}
+
+impl Page {
+    const ALL: &'static [Page] = &[
+        #[cfg(feature = "docs")]
+        Page::Docs,
+        #[cfg(feature = "docs")]
+        Page::DocsJson,
+        #[cfg(feature = "docs")]
+        Page::OpenRpc,
+        Page::Telemetry,
+        Page::TelemetryHtml,
+        Page::Metrics,
+    ];
+
+    fn mount(self, config: &PagesConfig) -> &Mount {
+        match self {
+            #[cfg(feature = "docs")]
+            Page::Docs => &config.docs,
+            #[cfg(feature = "docs")]
+            Page::DocsJson | Page::OpenRpc => &config.specs,
+            Page::Telemetry | Page::TelemetryHtml | Page::Metrics => &config.telemetry,
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            #[cfg(feature = "docs")]
+            Page::Docs => "/docs",
+            #[cfg(feature = "docs")]
+            Page::DocsJson => "/docs.json",
+            #[cfg(feature = "docs")]
+            Page::OpenRpc => "/openrpc.json",
+            Page::Telemetry => "/telemetry",
+            Page::TelemetryHtml => "/telemetry.html",
+            Page::Metrics => "/metrics",
+        }
+    }
+
+    /// The page's content; the caller has passed the mount's guard.
+    fn render(self, gateway: &Gateway) -> Response {
+        let dispatcher = &gateway.dispatcher;
+        let pages = &gateway.pages;
+        match self {
+            #[cfg(feature = "docs")]
+            Page::Docs => {
+                let specs = pages.specs.path(Page::DocsJson.path());
+                html(crate::docs::page(&dispatcher.name, specs.as_deref()))
+            }
+            #[cfg(feature = "docs")]
+            Page::DocsJson => json(&crate::docs::document(dispatcher, pages.show_internal)),
+            #[cfg(feature = "docs")]
+            Page::OpenRpc => json(&crate::docs::openrpc_document(
+                dispatcher,
+                pages.show_internal,
+            )),
+            Page::Telemetry => json(&crate::telemetry::report(dispatcher, gateway.ws.enabled)),
+            Page::TelemetryHtml => {
+                let source = pages
+                    .telemetry
+                    .path(Page::Telemetry.path())
+                    .unwrap_or_default();
+                html(crate::telemetry::PAGE.replace("{{TELEMETRY_URL}}", &escape(&source)))
+            }
+            Page::Metrics => {
+                let handle = &dispatcher.handle;
+                let text = dispatcher
+                    .telemetry
+                    .prometheus(handle.uptime(), handle.connection_count());
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    )],
+                    text,
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
 pub(crate) fn routes(router: Router<Arc<Gateway>>, config: &PagesConfig) -> Router<Arc<Gateway>> {
     let mut router = router;
-    #[cfg(feature = "docs")]
-    {
-        if let Some(path) = config.docs.path("/docs") {
-            router = router.route(&path, get(docs_page));
+    for &page in Page::ALL {
+        if let Some(path) = page.mount(config).path(page.path()) {
+            router = router.route(
+                &path,
+                get(
+                    move |State(gateway): State<Arc<Gateway>>,
+                          headers: HeaderMap,
+                          Query(params): Params| async move {
+                        match guard(&gateway, page.mount(&gateway.pages), &headers, &params).await {
+                            Ok(()) => page.render(&gateway),
+                            Err(refused) => refused,
+                        }
+                    },
+                ),
+            );
         }
-        if let Some(path) = config.specs.path("/docs.json") {
-            router = router.route(&path, get(docs_json));
-        }
-        if let Some(path) = config.specs.path("/openrpc.json") {
-            router = router.route(&path, get(openrpc_json));
-        }
-    }
-    if let Some(path) = config.telemetry.path("/telemetry") {
-        router = router.route(&path, get(telemetry_json));
-    }
-    if let Some(path) = config.telemetry.path("/telemetry.html") {
-        router = router.route(&path, get(telemetry_page));
-    }
-    if let Some(path) = config.telemetry.path("/metrics") {
-        router = router.route(&path, get(metrics));
     }
     router
 }
@@ -177,103 +271,4 @@ pub(crate) fn escape(text: &str) -> String {
             c => c.to_string(),
         })
         .collect()
-}
-
-#[cfg(feature = "docs")]
-async fn docs_page(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    if let Err(refused) = guard(&gateway, &gateway.pages.docs, &headers, &params).await {
-        return refused;
-    }
-    let specs = gateway.pages.specs.path("/docs.json");
-    html(crate::docs::page(
-        gateway.dispatcher.name.as_str(),
-        specs.as_deref(),
-    ))
-}
-
-#[cfg(feature = "docs")]
-async fn docs_json(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    if let Err(refused) = guard(&gateway, &gateway.pages.specs, &headers, &params).await {
-        return refused;
-    }
-    json(&crate::docs::document(
-        &gateway.dispatcher,
-        gateway.pages.show_internal,
-    ))
-}
-
-#[cfg(feature = "docs")]
-async fn openrpc_json(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    if let Err(refused) = guard(&gateway, &gateway.pages.specs, &headers, &params).await {
-        return refused;
-    }
-    json(&crate::docs::openrpc_document(
-        &gateway.dispatcher,
-        gateway.pages.show_internal,
-    ))
-}
-
-async fn telemetry_json(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    if let Err(refused) = guard(&gateway, &gateway.pages.telemetry, &headers, &params).await {
-        return refused;
-    }
-    json(&crate::telemetry::report(
-        &gateway.dispatcher,
-        gateway.ws.enabled,
-    ))
-}
-
-async fn telemetry_page(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    if let Err(refused) = guard(&gateway, &gateway.pages.telemetry, &headers, &params).await {
-        return refused;
-    }
-    let source = gateway
-        .pages
-        .telemetry
-        .path("/telemetry")
-        .unwrap_or_default();
-    html(crate::telemetry::PAGE.replace("{{TELEMETRY_URL}}", &escape(&source)))
-}
-
-async fn metrics(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    if let Err(refused) = guard(&gateway, &gateway.pages.telemetry, &headers, &params).await {
-        return refused;
-    }
-    let handle = &gateway.dispatcher.handle;
-    let text = gateway
-        .dispatcher
-        .telemetry
-        .prometheus(handle.uptime(), handle.connection_count());
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        text,
-    )
-        .into_response()
 }
