@@ -27,7 +27,9 @@ const METADATA: Metadata<'static> = Metadata::new(
 /// Statistics of one procedure.
 pub(crate) struct Stats {
     labels: Vec<Label>,
-    latency: Mutex<Histogram<u64>>,
+    /// Microseconds, 1 us to 1 h, 2 significant digits (`None` only if the
+    /// histogram could not be made, which those bounds rule out).
+    latency: Mutex<Option<Histogram<u64>>>,
     codes: Mutex<BTreeMap<u16, (u64, Counter)>>,
     duration: metrics::Histogram,
 }
@@ -45,12 +47,7 @@ impl Stats {
         );
         Stats {
             labels,
-            // Microseconds, 1 us to 1 h, 2 significant digits.
-            latency: Mutex::new(
-                Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap_or_else(|_| {
-                    Histogram::new(2).unwrap_or_else(|_| unreachable_histogram())
-                }),
-            ),
+            latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 2).ok()),
             codes: Mutex::new(BTreeMap::new()),
             duration,
         }
@@ -60,7 +57,9 @@ impl Stats {
         let micros = u64::try_from(elapsed.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
-        let _ = lock(&self.latency).record(micros.min(3_600_000_000));
+        if let Some(histogram) = lock(&self.latency).as_mut() {
+            let _ = histogram.record(micros.min(3_600_000_000));
+        }
         self.duration.record(elapsed.as_secs_f64());
         let mut codes = lock(&self.codes);
         let (count, counter) = codes.entry(code).or_insert_with(|| {
@@ -74,12 +73,6 @@ impl Stats {
         *count += 1;
         counter.increment(1);
     }
-}
-
-#[cold]
-fn unreachable_histogram() -> Histogram<u64> {
-    // `Histogram::new(2)` only fails for more than 5 significant digits.
-    panic!("a histogram with 2 significant digits can always be made")
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -173,6 +166,12 @@ impl Telemetry {
         rows
     }
 
+    /// Drains the samples the Prometheus histograms buffer into their
+    /// summaries; without it they would grow with every call until a scrape.
+    pub(crate) fn upkeep(&self) {
+        self.recorder.handle().run_upkeep();
+    }
+
     /// The Prometheus exposition, with the server-wide gauges set first.
     pub(crate) fn prometheus(&self, uptime: Duration, connections: usize) -> String {
         let gauge = |name: &'static str| {
@@ -214,16 +213,20 @@ fn numbers(address: Address, stats: &Stats) -> ProcedureNumbers {
         .collect();
     drop(codes);
     let histogram = lock(&stats.latency);
-    let ms = |micros: u64| micros as f64 / 1000.0;
+    let at = |q: f64| {
+        histogram
+            .as_ref()
+            .map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0)
+    };
     ProcedureNumbers {
         address,
         calls,
         errors,
         latency_ms: Latency {
-            p50: ms(histogram.value_at_quantile(0.5)),
-            p90: ms(histogram.value_at_quantile(0.9)),
-            p99: ms(histogram.value_at_quantile(0.99)),
-            max: ms(histogram.max()),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: at(1.0),
         },
     }
 }
