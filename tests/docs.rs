@@ -405,6 +405,24 @@ async fn a_real_browser_renders_the_docs_and_calls_through_the_form() {
     assert!(block.contains("\"data\": 42"), "{block}");
     assert!(block.contains("\"code\": 200"), "{block}");
 
+    // The identity field travels with the call: `me` needs an authorization.
+    let identity = "%7B%22authorization%22:%22Bearer%20t%22,%22deviceName%22:%22browser%22%7D";
+    let url = format!("{base}/docs?try=auth/me@1&args=%7B%7D&identity={identity}");
+    let dom = tokio::task::spawn_blocking(move || rendered(&url))
+        .await
+        .expect("joined");
+    let start = dom
+        .find(r#"<pre class="response" data-address="auth/me@1">"#)
+        .expect("the response block");
+    let block = &dom[start
+        ..dom[start..]
+            .find("</pre>")
+            .map_or(dom.len(), |end| start + end)];
+    assert!(
+        block.contains("\"code\": 200") && block.contains("\"device_name\": \"browser\""),
+        "{block}"
+    );
+
     // Invalid args typed into the form come back as a 422 with pointers.
     let url = format!(r#"{base}/docs?try=math/add@1&args=%7B%22a%22:%22x%22%7D"#);
     let dom = tokio::task::spawn_blocking(move || rendered(&url))
