@@ -263,7 +263,7 @@ async fn telemetry_counts_calls_errors_and_latency() {
     );
     assert!(
         metrics.contains(
-            "rpc_call_duration_seconds_count{scope=\"math\",procedure=\"add\",version=\"1\"} 4"
+            r#"rpc_call_duration_seconds{scope="math",procedure="add",version="1",quantile="0.99"}"#
         ),
         "{metrics}"
     );

@@ -53,17 +53,6 @@ impl Server {
     pub async fn start(self) -> Result<RunningServer, Error> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let dispatcher = self.dispatcher.clone();
-        let mut stop = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    _ = every.tick() => dispatcher.telemetry.upkeep(),
-                    _ = stop.changed() => return Ok(()),
-                }
-            }
-        }));
         let mut http_addr = None;
         #[cfg(feature = "broker")]
         let broker_task = match &self.broker {

@@ -4,12 +4,12 @@
 //! with a recorder of the server's own, so no global recorder is taken).
 
 use crate::Address;
-use hdrhistogram::Histogram;
-use metrics::{Counter, Key, Label, Metadata, Recorder};
+use metrics::{Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub(crate) const PAGE: &str = include_str!("page.html");
@@ -24,61 +24,141 @@ const METADATA: Metadata<'static> = Metadata::new(
     Some("rpc_runtime::telemetry"),
 );
 
+/// Status codes are 100 to 599; one counter each.
+const CODES: usize = 500;
+
+/// Latencies in microseconds, in log-linear buckets: exact below 32, then
+/// 32 buckets per power of two (about 3% wide), up to about 71 minutes.
+/// Every call of every thread records here, so recording is one atomic
+/// add and no lock; percentiles are read from the buckets.
+struct Latencies {
+    buckets: Box<[AtomicU64]>,
+    max: AtomicU64,
+}
+
+const SUB: u32 = 5;
+const LINEAR: u64 = 1 << SUB;
+const BUCKETS: usize = (LINEAR as usize) * (64 - SUB as usize + 1);
+
+impl Latencies {
+    fn new() -> Self {
+        Latencies {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            max: AtomicU64::new(0),
+        }
+    }
+
+    fn index(micros: u64) -> usize {
+        if micros < LINEAR {
+            return micros as usize;
+        }
+        let exponent = 63 - micros.leading_zeros();
+        let mantissa = (micros >> (exponent - SUB)) & (LINEAR - 1);
+        (LINEAR + u64::from(exponent - SUB) * LINEAR + mantissa) as usize
+    }
+
+    /// The middle of a bucket, in microseconds.
+    fn value(index: usize) -> f64 {
+        let index = index as u64;
+        if index < LINEAR {
+            return index as f64;
+        }
+        let exponent = (index - LINEAR) / LINEAR + u64::from(SUB);
+        let mantissa = (index - LINEAR) % LINEAR;
+        let low = (LINEAR + mantissa) << (exponent - u64::from(SUB));
+        let width = 1u64 << (exponent - u64::from(SUB));
+        low as f64 + width as f64 / 2.0
+    }
+
+    fn record(&self, micros: u64) {
+        let index = Self::index(micros).min(BUCKETS - 1);
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.max.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The `q` quantiles, in milliseconds.
+    fn quantiles(&self, qs: &[f64]) -> Vec<f64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        qs.iter()
+            .map(|q| {
+                if total == 0 {
+                    return 0.0;
+                }
+                let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+                let mut seen = 0;
+                for (index, count) in counts.iter().enumerate() {
+                    seen += count;
+                    if seen >= rank {
+                        let max = self.max.load(Ordering::Relaxed) as f64;
+                        return Self::value(index).min(max) / 1000.0;
+                    }
+                }
+                0.0
+            })
+            .collect()
+    }
+}
+
 /// Statistics of one procedure.
 pub(crate) struct Stats {
     labels: Vec<Label>,
-    /// Microseconds, 1 us to 1 h, 2 significant digits (`None` only if the
-    /// histogram could not be made, which those bounds rule out).
-    latency: Mutex<Option<Histogram<u64>>>,
-    codes: Mutex<BTreeMap<u16, (u64, Counter)>>,
-    duration: metrics::Histogram,
+    codes: Box<[AtomicU64]>,
+    latency: Latencies,
 }
 
 impl Stats {
-    fn new(recorder: &PrometheusRecorder, address: &Address) -> Self {
-        let labels = vec![
-            Label::new("scope", address.scope.clone()),
-            Label::new("procedure", address.procedure.clone()),
-            Label::new("version", address.version.clone()),
-        ];
-        let duration = recorder.register_histogram(
-            &Key::from_parts("rpc_call_duration_seconds", labels.clone()),
-            &METADATA,
-        );
+    fn new(address: &Address) -> Self {
         Stats {
-            labels,
-            latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 2).ok()),
-            codes: Mutex::new(BTreeMap::new()),
-            duration,
+            labels: vec![
+                Label::new("scope", address.scope.clone()),
+                Label::new("procedure", address.procedure.clone()),
+                Label::new("version", address.version.clone()),
+            ],
+            codes: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
+            latency: Latencies::new(),
         }
     }
 
-    fn record(&self, recorder: &PrometheusRecorder, code: u16, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        if let Some(histogram) = lock(&self.latency).as_mut() {
-            let _ = histogram.record(micros.min(3_600_000_000));
-        }
-        self.duration.record(elapsed.as_secs_f64());
-        let mut codes = lock(&self.codes);
-        let (count, counter) = codes.entry(code).or_insert_with(|| {
+    fn record(&self, code: u16, elapsed: Duration) {
+        let slot = usize::from(code.clamp(100, 599) - 100);
+        self.codes[slot].fetch_add(1, Ordering::Relaxed);
+        self.latency
+            .record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    fn codes(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.codes.iter().enumerate().filter_map(|(slot, count)| {
+            let count = count.load(Ordering::Relaxed);
+            (count > 0).then(|| (slot as u16 + 100, count))
+        })
+    }
+
+    /// Hands the numbers to the Prometheus recorder, which renders them.
+    fn publish(&self, recorder: &PrometheusRecorder) {
+        for (code, count) in self.codes() {
             let mut labels = self.labels.clone();
             labels.push(Label::new("code", code.to_string()));
-            (
-                0,
-                recorder.register_counter(&Key::from_parts("rpc_calls_total", labels), &METADATA),
-            )
-        });
-        *count += 1;
-        counter.increment(1);
+            recorder
+                .register_counter(&Key::from_parts("rpc_calls_total", labels), &METADATA)
+                .absolute(count);
+        }
+        let quantiles = [0.5, 0.9, 0.99];
+        for (q, ms) in quantiles.iter().zip(self.latency.quantiles(&quantiles)) {
+            let mut labels = self.labels.clone();
+            labels.push(Label::new("quantile", q.to_string()));
+            recorder
+                .register_gauge(
+                    &Key::from_parts("rpc_call_duration_seconds", labels),
+                    &METADATA,
+                )
+                .set(ms / 1000.0);
+        }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A server's telemetry.
@@ -88,17 +168,16 @@ pub(crate) struct Telemetry {
     other: Arc<Stats>,
 }
 
+fn other_address() -> Address {
+    Address::new("(other)", "(other)", "(other)")
+}
+
 impl Default for Telemetry {
     fn default() -> Self {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let other = Arc::new(Stats::new(
-            &recorder,
-            &Address::new("(other)", "(other)", "(other)"),
-        ));
         Telemetry {
-            recorder,
+            recorder: PrometheusBuilder::new().build_recorder(),
             by_address: RwLock::new(HashMap::new()),
-            other,
+            other: Arc::new(Stats::new(&other_address())),
         }
     }
 }
@@ -106,7 +185,7 @@ impl Default for Telemetry {
 impl Telemetry {
     /// The statistics of a hosted procedure, made at startup.
     pub(crate) fn local(&self, address: &Address) -> Arc<Stats> {
-        let stats = Arc::new(Stats::new(&self.recorder, address));
+        let stats = Arc::new(Stats::new(address));
         self.by_address
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -135,16 +214,16 @@ impl Telemetry {
                     self.other.clone()
                 } else {
                     map.entry(address.clone())
-                        .or_insert_with(|| Arc::new(Stats::new(&self.recorder, address)))
+                        .or_insert_with(|| Arc::new(Stats::new(address)))
                         .clone()
                 }
             }
         };
-        stats.record(&self.recorder, code, elapsed);
+        stats.record(code, elapsed);
     }
 
     pub(crate) fn record(&self, stats: &Stats, code: u16, elapsed: Duration) {
-        stats.record(&self.recorder, code, elapsed);
+        stats.record(code, elapsed);
     }
 
     /// Every procedure with its numbers, sorted by address.
@@ -156,23 +235,15 @@ impl Telemetry {
         let mut rows: Vec<ProcedureNumbers> = map
             .iter()
             .map(|(address, stats)| numbers(address.clone(), stats))
-            .chain(std::iter::once(numbers(
-                Address::new("(other)", "(other)", "(other)"),
-                &self.other,
-            )))
+            .chain(std::iter::once(numbers(other_address(), &self.other)))
             .filter(|row| row.calls > 0 || row.address.scope != "(other)")
             .collect();
         rows.sort_by(|a, b| a.address.cmp(&b.address));
         rows
     }
 
-    /// Drains the samples the Prometheus histograms buffer into their
-    /// summaries; without it they would grow with every call until a scrape.
-    pub(crate) fn upkeep(&self) {
-        self.recorder.handle().run_upkeep();
-    }
-
-    /// The Prometheus exposition, with the server-wide gauges set first.
+    /// The Prometheus exposition, rendered by the exporter from the
+    /// numbers as they are now.
     pub(crate) fn prometheus(&self, uptime: Duration, connections: usize) -> String {
         let gauge = |name: &'static str| {
             self.recorder
@@ -180,6 +251,15 @@ impl Telemetry {
         };
         gauge("rpc_uptime_seconds").set(uptime.as_secs_f64());
         gauge("rpc_websocket_connections").set(connections as f64);
+        for stats in self
+            .by_address
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+        {
+            stats.publish(&self.recorder);
+        }
+        self.other.publish(&self.recorder);
         self.recorder.handle().render()
     }
 }
@@ -204,29 +284,24 @@ struct Latency {
 }
 
 fn numbers(address: Address, stats: &Stats) -> ProcedureNumbers {
-    let codes = lock(&stats.codes);
-    let calls = codes.values().map(|(n, _)| n).sum();
-    let errors = codes
-        .iter()
-        .filter(|(code, _)| !(200..300).contains(*code))
-        .map(|(code, (n, _))| (code.to_string(), *n))
-        .collect();
-    drop(codes);
-    let histogram = lock(&stats.latency);
-    let at = |q: f64| {
-        histogram
-            .as_ref()
-            .map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0)
-    };
+    let mut calls = 0;
+    let mut errors = BTreeMap::new();
+    for (code, count) in stats.codes() {
+        calls += count;
+        if !(200..300).contains(&code) {
+            errors.insert(code.to_string(), count);
+        }
+    }
+    let quantiles = stats.latency.quantiles(&[0.5, 0.9, 0.99]);
     ProcedureNumbers {
         address,
         calls,
         errors,
         latency_ms: Latency {
-            p50: at(0.5),
-            p90: at(0.9),
-            p99: at(0.99),
-            max: at(1.0),
+            p50: quantiles[0],
+            p90: quantiles[1],
+            p99: quantiles[2],
+            max: stats.latency.max.load(Ordering::Relaxed) as f64 / 1000.0,
         },
     }
 }
@@ -253,4 +328,44 @@ pub(crate) fn report(
         "websocket": { "connections": handle.connection_count() },
         "procedures": dispatcher.telemetry.procedures(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_exact_then_within_three_percent() {
+        for micros in [
+            0u64,
+            1,
+            31,
+            32,
+            33,
+            100,
+            1_000,
+            12_345,
+            1_000_000,
+            3_600_000_000,
+        ] {
+            let middle = Latencies::value(Latencies::index(micros));
+            let error = (middle - micros as f64).abs() / (micros.max(1) as f64);
+            assert!(error <= 0.032, "{micros}: {middle}");
+        }
+        assert!(Latencies::index(u64::MAX) < BUCKETS);
+    }
+
+    #[test]
+    fn quantiles_follow_the_samples() {
+        let latencies = Latencies::new();
+        for micros in 1..=1000 {
+            latencies.record(micros * 10);
+        }
+        let [p50, p99] = latencies.quantiles(&[0.5, 0.99])[..] else {
+            panic!()
+        };
+        assert!((p50 - 5.0).abs() < 0.2, "{p50}");
+        assert!((p99 - 9.9).abs() < 0.35, "{p99}");
+        assert_eq!(Latencies::new().quantiles(&[0.5]), vec![0.0]);
+    }
 }
