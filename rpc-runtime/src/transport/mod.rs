@@ -60,7 +60,7 @@ pub(crate) async fn serve(
     match cors_layer(cors) {
         Some(layer) => {
             let service = BrowserCors {
-                cors: tower_layer::Layer::layer(&layer, router.clone()),
+                cors: Arc::new(tower_layer::Layer::layer(&layer, router.clone())),
                 plain: router,
             };
             let service = ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
@@ -85,39 +85,37 @@ pub(crate) async fn serve(
 /// CORS layer, and the rest straight to the router: CORS headers mean
 /// nothing to other clients, and computing them is a large share of a
 /// small call's cost.
+///
+/// The server clones its service for every request; the CORS service sits
+/// behind an `Arc` so that only browser requests pay for cloning it.
 #[derive(Clone)]
 struct BrowserCors {
-    cors: tower_http::cors::Cors<Router>,
+    cors: Arc<CorsService>,
     plain: Router,
 }
+
+type CorsService = tower_http::cors::Cors<Router>;
 
 impl tower_service::Service<axum::extract::Request> for BrowserCors {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
     type Future = futures_util::future::Either<
-        <tower_http::cors::Cors<Router> as tower_service::Service<axum::extract::Request>>::Future,
+        <CorsService as tower_service::Service<axum::extract::Request>>::Future,
         <Router as tower_service::Service<axum::extract::Request>>::Future,
     >;
 
     fn poll_ready(
         &mut self,
-        cx: &mut std::task::Context<'_>,
+        _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        match (
-            tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.cors, cx),
-            tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.plain, cx),
-        ) {
-            (std::task::Poll::Ready(Ok(())), std::task::Poll::Ready(Ok(()))) => {
-                std::task::Poll::Ready(Ok(()))
-            }
-            _ => std::task::Poll::Pending,
-        }
+        // A router is always ready, and so is CORS around one.
+        std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: axum::extract::Request) -> Self::Future {
         use futures_util::future::Either;
         if request.headers().contains_key(axum::http::header::ORIGIN) {
-            Either::Left(self.cors.call(request))
+            Either::Left(CorsService::clone(&self.cors).call(request))
         } else {
             Either::Right(self.plain.call(request))
         }
