@@ -26,4 +26,6 @@ async fn ping2(_args: NoArgs) -> Out {
 fn main() {
     let _ = (ping(), ping2(NoArgs));
     let _: Option<Args> = None;
+    // A detached context, as unit tests use.
+    let _ = Context::default();
 }
