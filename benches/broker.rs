@@ -22,7 +22,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use rpc_benches::{Tally, env_or, http_latencies, percentile, post_request};
+use rpc_benches::{Tally, env_or, gather, http_latencies, percentile, post_request};
 use rpc_runtime::{JsonSchema, Server, rpc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -209,17 +209,7 @@ async fn baseline_load(
             })
         })
         .collect();
-    let mut total = Tally::default();
-    let mut all = Vec::new();
-    for task in tasks {
-        if let Ok((tally, latencies)) = task.await {
-            total.ok += tally.ok;
-            total.failed += tally.failed;
-            all.extend(latencies);
-        }
-    }
-    total.elapsed = started.elapsed();
-    (total, all)
+    gather(started, tasks).await
 }
 
 fn main() {

@@ -19,7 +19,7 @@
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use rpc_benches::{compare, env_or, http_load, post_request};
+use rpc_benches::{baseline_server, compare, env_or, framework_server, http_load, post_request};
 use rpc_runtime::{JsonSchema, Server, rpc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -95,22 +95,10 @@ async fn run() {
     let rounds = env_or("BENCH_ROUNDS", 12);
     let connections = env_or("BENCH_CONNECTIONS", 32) as usize;
 
-    let framework = Server::builder()
-        .name("bench")
-        .http("127.0.0.1:0")
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("start");
+    let framework = framework_server(Server::builder().name("bench")).await;
     let framework_addr = framework.http_addr().expect("addr");
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let baseline_addr = listener.local_addr().expect("addr");
-    let router = axum::Router::new().fallback(axum::routing::post(baseline));
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let baseline_addr =
+        baseline_server(axum::Router::new().fallback(axum::routing::post(baseline))).await;
 
     let body = br#"{"procedure":"add","scope":"math","version":"1","args":{"a":40,"b":2},"correlationId":"c-1"}"#;
     let request = post_request(body);

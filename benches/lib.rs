@@ -101,47 +101,46 @@ pub async fn http_load(
     connections: usize,
     duration: Duration,
 ) -> Tally {
-    let request: std::sync::Arc<[u8]> = request.into();
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let request = request.clone();
-            tokio::spawn(async move {
-                let mut tally = Tally::default();
-                let Ok(mut stream) = TcpStream::connect(addr).await else {
-                    tally.failed += 1;
-                    return tally;
-                };
-                let _ = stream.set_nodelay(true);
-                let mut buffer = Vec::with_capacity(16 * 1024);
-                while Instant::now() < deadline {
-                    if stream.write_all(&request).await.is_err() {
-                        tally.failed += 1;
-                        break;
-                    }
-                    match read_response(&mut stream, &mut buffer).await {
-                        Ok((200, _)) => tally.ok += 1,
-                        Ok(_) => tally.failed += 1,
-                        Err(_) => {
-                            tally.failed += 1;
-                            break;
-                        }
-                    }
-                }
-                tally
-            })
-        })
-        .collect();
+    http_latencies(addr, request, connections, duration).await.0
+}
+
+/// Waits for load-generating tasks and adds up what they saw.
+pub async fn gather(
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<(Tally, Vec<Duration>)>>,
+) -> (Tally, Vec<Duration>) {
     let mut total = Tally::default();
+    let mut all = Vec::new();
     for task in tasks {
-        if let Ok(tally) = task.await {
+        if let Ok((tally, latencies)) = task.await {
             total.ok += tally.ok;
             total.failed += tally.failed;
+            all.extend(latencies);
         }
     }
     total.elapsed = started.elapsed();
-    total
+    (total, all)
+}
+
+/// Starts a framework server on an ephemeral loopback port.
+pub async fn framework_server(builder: rpc_runtime::ServerBuilder) -> rpc_runtime::RunningServer {
+    builder
+        .http("127.0.0.1:0")
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("start")
+}
+
+/// Serves a hand-written axum router on an ephemeral loopback port.
+pub async fn baseline_server(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
 }
 
 /// Runs `rounds` alternating measurements of two targets (ABBA order, so
@@ -239,17 +238,7 @@ pub async fn http_latencies(
             })
         })
         .collect();
-    let mut total = Tally::default();
-    let mut all = Vec::new();
-    for task in tasks {
-        if let Ok((tally, latencies)) = task.await {
-            total.ok += tally.ok;
-            total.failed += tally.failed;
-            all.extend(latencies);
-        }
-    }
-    total.elapsed = started.elapsed();
-    (total, all)
+    gather(started, tasks).await
 }
 
 /// The `q`-quantile (0 to 1) of some latencies.

@@ -20,7 +20,7 @@
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
-use rpc_benches::{Tally, compare, env_or};
+use rpc_benches::{Tally, baseline_server, compare, env_or, framework_server, gather};
 use rpc_runtime::{JsonSchema, Server, rpc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -155,19 +155,11 @@ async fn ws_load(
                         }
                     }
                 }
-                tally
+                (tally, Vec::new())
             })
         })
         .collect();
-    let mut total = Tally::default();
-    for task in tasks {
-        if let Ok(tally) = task.await {
-            total.ok += tally.ok;
-            total.failed += tally.failed;
-        }
-    }
-    total.elapsed = started.elapsed();
-    total
+    gather(started, tasks).await.0
 }
 
 fn main() {
@@ -191,22 +183,13 @@ async fn throughput() {
     let rounds = env_or("BENCH_ROUNDS", 12);
     let duration = Duration::from_millis(env_or("BENCH_MILLIS", 1500));
 
-    let framework = Server::builder()
-        .name("bench")
-        .http("127.0.0.1:0")
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("start");
+    let framework = framework_server(Server::builder().name("bench")).await;
     let framework_addr = framework.http_addr().expect("addr");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let baseline_addr = listener.local_addr().expect("addr");
-    let router = axum::Router::new()
-        .fallback(|upgrade: WebSocketUpgrade| async move { upgrade.on_upgrade(baseline) });
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let baseline_addr = baseline_server(
+        axum::Router::new()
+            .fallback(|upgrade: WebSocketUpgrade| async move { upgrade.on_upgrade(baseline) }),
+    )
+    .await;
 
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         let addr = if only == "framework" {
