@@ -220,7 +220,6 @@ impl Broker {
     /// Connects and declares the topology: replies, announcements, and a
     /// queue per hosted procedure.
     async fn connect(&self) -> Result<Session, Error> {
-        let failed = |what: &str, error: lapin::Error| Error::Broker(format!("{what}: {error}"));
         let name = format!("rpc:{}:{}", self.handle.name(), self.handle.instance_id());
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let connection = Connection::connect(&self.config.uri, properties).await.map_err(|error| {
@@ -230,26 +229,16 @@ impl Broker {
             ))
         })?;
         let connection = Arc::new(connection);
-        let publisher = connection
-            .create_channel()
-            .await
-            .map_err(|e| failed("open a channel", e))?;
+
+        // Calls go out on a channel in confirm mode that also takes their replies.
+        let publisher = open_channel(&connection).await?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(|e| failed("enable publisher confirms", e))?;
-        let replies = publisher
-            .basic_consume(
-                REPLY_TO.into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| failed("consume direct reply-to", e))?;
+            .map_err(failed("enable publisher confirms"))?;
+        let replies = consume(&publisher, REPLY_TO, true, "consume direct reply-to").await?;
+
+        // Announcements: a fanout exchange, read through a queue of our own.
         publisher
             .exchange_declare(
                 ANNOUNCE_EXCHANGE.into(),
@@ -258,50 +247,27 @@ impl Broker {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| failed("declare the announcement exchange", e))?;
-        let listener = connection
-            .create_channel()
-            .await
-            .map_err(|e| failed("open a channel", e))?;
-        let queue = listener
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| failed("declare the announcement queue", e))?;
+            .map_err(failed("declare the announcement exchange"))?;
+        let listener = open_channel(&connection).await?;
+        let own = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        };
+        let queue = declare(&listener, "", own, "declare the announcement queue").await?;
         listener
             .queue_bind(
-                queue.name().clone(),
+                queue.clone().into(),
                 ANNOUNCE_EXCHANGE.into(),
                 "".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| failed("bind the announcement queue", e))?;
-        let announcements = listener
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| failed("consume announcements", e))?;
+            .map_err(failed("bind the announcement queue"))?;
+        let announcements = consume(&listener, &queue, true, "consume announcements").await?;
 
-        let replier = connection
-            .create_channel()
-            .await
-            .map_err(|e| failed("open a channel", e))?;
+        let replier = open_channel(&connection).await?;
         let link = Link {
             connection,
             publisher,
@@ -315,38 +281,27 @@ impl Broker {
             .upgrade()
             .ok_or_else(|| Error::Broker("the server is stopping".into()))?;
 
+        // Handler side: one shared queue per hosted procedure.
         if !self.hosted.is_empty() {
-            let channel = link
-                .connection
-                .create_channel()
-                .await
-                .map_err(|e| failed("open a channel", e))?;
+            let channel = open_channel(&link.connection).await?;
             channel
                 .basic_qos(self.config.prefetch, BasicQosOptions::default())
                 .await
-                .map_err(|e| failed("set the prefetch", e))?;
+                .map_err(failed("set the prefetch"))?;
+            let shared = QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            };
             for spec in &self.hosted {
-                let queue = queue_name(&spec.address);
-                channel
-                    .queue_declare(
-                        queue.as_str().into(),
-                        QueueDeclareOptions {
-                            auto_delete: true,
-                            ..Default::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(|e| failed("declare a procedure queue", e))?;
-                let consumer = channel
-                    .basic_consume(
-                        queue.as_str().into(),
-                        "".into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(|e| failed("consume a procedure queue", e))?;
+                let queue = declare(
+                    &channel,
+                    &queue_name(&spec.address),
+                    shared,
+                    "declare a procedure queue",
+                )
+                .await?;
+                let consumer =
+                    consume(&channel, &queue, false, "consume a procedure queue").await?;
                 consumers.push((channel.clone(), consumer.tag().to_string()));
                 tasks.push(tokio::spawn(me.clone().serve_queue(
                     consumer,
@@ -365,13 +320,10 @@ impl Broker {
             tasks.push(tokio::spawn(me.clone().announce_periodically(link.clone())));
         }
         *self.link_slot() = Some(link.clone());
-        self.publish_announcement(
-            &link,
-            &Announcement::Query {
-                instance_id: self.handle.instance_id().to_owned(),
-            },
-        )
-        .await;
+        let query = Announcement::Query {
+            instance_id: self.handle.instance_id().to_owned(),
+        };
+        self.publish_announcement(&link, &query).await;
         Ok(Session {
             link,
             consumers,
@@ -709,6 +661,48 @@ impl Broker {
             Err(_) => Err(deadline_passed(&address)),
         }
     }
+}
+
+/// Maps a failed broker operation to an error that says which one.
+fn failed(what: &'static str) -> impl Fn(lapin::Error) -> Error {
+    move |error| Error::Broker(format!("cannot {what}: {error}"))
+}
+
+async fn open_channel(connection: &Connection) -> Result<Channel, Error> {
+    connection
+        .create_channel()
+        .await
+        .map_err(failed("open a channel"))
+}
+
+/// Declares a queue (an empty name lets the broker name it); returns its name.
+async fn declare(
+    channel: &Channel,
+    name: &str,
+    options: QueueDeclareOptions,
+    what: &'static str,
+) -> Result<String, Error> {
+    let queue = channel
+        .queue_declare(name.into(), options, FieldTable::default())
+        .await
+        .map_err(failed(what))?;
+    Ok(queue.name().to_string())
+}
+
+async fn consume(
+    channel: &Channel,
+    queue: &str,
+    no_ack: bool,
+    what: &'static str,
+) -> Result<lapin::Consumer, Error> {
+    let options = BasicConsumeOptions {
+        no_ack,
+        ..Default::default()
+    };
+    channel
+        .basic_consume(queue.into(), "".into(), options, FieldTable::default())
+        .await
+        .map_err(failed(what))
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
