@@ -532,15 +532,7 @@ async fn a_gateway_documents_remote_procedures_and_reports_handler_servers() {
     let (gateway, http) = gateway(&unique("gw-docs")).await;
     let _handler = handler("docs-1", &["edge"]).await;
     knows(&gateway, Address::new("edge", "strict", "1")).await;
-    let docs: Value = http
-        .client()
-        .get(format!("{}/docs.json", http.url()))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
+    let docs: Value = http.get_json("/docs.json").await;
     let strict = docs["procedures"]
         .as_array()
         .and_then(|all| {
@@ -568,15 +560,7 @@ async fn a_gateway_documents_remote_procedures_and_reports_handler_servers() {
         .call(json!({"procedure": "strict", "scope": "edge", "args": {"n": 2, "email": "a@b.c"}}))
         .await;
     assert_eq!(status, 200);
-    let telemetry: Value = http
-        .client()
-        .get(format!("{}/telemetry", http.url()))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
+    let telemetry: Value = http.get_json("/telemetry").await;
     assert_eq!(telemetry["broker"]["state"], json!("connected"));
     assert_eq!(telemetry["transports"]["broker"], json!(true));
     let servers = telemetry["broker"]["servers"].as_array().expect("servers");

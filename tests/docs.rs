@@ -357,6 +357,16 @@ fn tempdir() -> PathBuf {
     dir
 }
 
+/// The try-it response shown for one procedure.
+fn response_block<'a>(dom: &'a str, address: &str) -> &'a str {
+    let marker = format!(r#"<pre class="response" data-address="{address}">"#);
+    let start = dom.find(&marker).expect("the response block");
+    let end = dom[start..]
+        .find("</pre>")
+        .map_or(dom.len(), |end| start + end);
+    &dom[start..end]
+}
+
 #[tokio::test]
 async fn a_real_browser_renders_the_docs_and_calls_through_the_form() {
     let server = start(quickstart_server()).await;
@@ -395,13 +405,7 @@ async fn a_real_browser_renders_the_docs_and_calls_through_the_form() {
     let dom = tokio::task::spawn_blocking(move || rendered(&url))
         .await
         .expect("joined");
-    let start = dom
-        .find(r#"<pre class="response" data-address="math/add@1">"#)
-        .expect("the response block");
-    let block = &dom[start
-        ..dom[start..]
-            .find("</pre>")
-            .map_or(dom.len(), |end| start + end)];
+    let block = response_block(&dom, "math/add@1");
     assert!(block.contains("\"data\": 42"), "{block}");
     assert!(block.contains("\"code\": 200"), "{block}");
 
@@ -411,13 +415,7 @@ async fn a_real_browser_renders_the_docs_and_calls_through_the_form() {
     let dom = tokio::task::spawn_blocking(move || rendered(&url))
         .await
         .expect("joined");
-    let start = dom
-        .find(r#"<pre class="response" data-address="auth/me@1">"#)
-        .expect("the response block");
-    let block = &dom[start
-        ..dom[start..]
-            .find("</pre>")
-            .map_or(dom.len(), |end| start + end)];
+    let block = response_block(&dom, "auth/me@1");
     assert!(
         block.contains("\"code\": 200") && block.contains("\"device_name\": \"browser\""),
         "{block}"

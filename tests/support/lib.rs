@@ -59,6 +59,18 @@ impl Http {
         (status, value)
     }
 
+    /// GETs a path and parses its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     /// The underlying client, for requests of other shapes.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
