@@ -11,7 +11,10 @@
 //! `BENCH_CONCURRENCY` (default 16) callers, alternating for `BENCH_ROUNDS`
 //! (default 6) rounds of `BENCH_MILLIS` (default 2000) ms; printed are
 //! calls/s (median ratio of rounds) and p50/p99 latency over all rounds,
-//! then p50/p99 with a single caller (unloaded latency).
+//! then p50/p99 with a single caller (unloaded latency). The loaded
+//! measurement runs twice: with HTTP clients, and with the callers spread
+//! over 4 WebSocket connections (the transport browser and mobile clients
+//! keep open), each call's latency taken from its frame to its answer.
 //!
 //! `BENCH_ONLY=framework|baseline BEAM=<pid of beam.smp>` runs one side
 //! once and prints the CPU time per call of this process and of RabbitMQ.
@@ -212,6 +215,71 @@ async fn baseline_load(
     gather(started, tasks).await
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// `concurrency` callers over 4 WebSocket connections, each caller with one
+/// call in flight: the same load as the HTTP callers, on WebSocket.
+async fn ws_latencies(
+    addr: std::net::SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+) -> (Tally, Vec<Duration>) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let connections = 4.min(concurrency).max(1);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let callers = concurrency / connections + usize::from(c < concurrency % connections);
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut latencies = Vec::new();
+                let Ok((socket, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await else {
+                    tally.failed += 1;
+                    return (tally, latencies);
+                };
+                let socket: Socket = socket;
+                let (mut sink, mut stream) = socket.split();
+                let frame = |id: usize| {
+                    format!(r#"{{"procedure":"add","scope":"bench-broker","args":{{"a":40,"b":2}},"correlationId":{id}}}"#)
+                };
+                let mut sent_at = vec![Instant::now(); callers];
+                for (id, at) in sent_at.iter_mut().enumerate() {
+                    *at = Instant::now();
+                    let _ = sink.send(Message::Text(frame(id).into())).await;
+                }
+                let mut outstanding = callers;
+                while outstanding > 0 {
+                    let Some(Ok(Message::Text(text))) = stream.next().await else {
+                        tally.failed += 1;
+                        break;
+                    };
+                    outstanding -= 1;
+                    let reply: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                    let id = reply["correlationId"].as_u64().unwrap_or(0) as usize % callers;
+                    if reply["code"] == 200 {
+                        tally.ok += 1;
+                        latencies.push(sent_at[id].elapsed());
+                    } else {
+                        tally.failed += 1;
+                    }
+                    if Instant::now() < deadline {
+                        sent_at[id] = Instant::now();
+                        if sink.send(Message::Text(frame(id).into())).await.is_err() {
+                            break;
+                        }
+                        outstanding += 1;
+                    }
+                }
+                (tally, latencies)
+            })
+        })
+        .collect();
+    gather(started, tasks).await
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -309,55 +377,63 @@ async fn run() {
         );
         return;
     }
-    println!(
-        "forwarded add: {concurrency} concurrent callers, {rounds} rounds of {} ms a side",
-        duration.as_millis()
-    );
-    let (mut framework_latencies, mut baseline_latencies) = (Vec::new(), Vec::new());
-    let mut ratios = Vec::new();
-    for round in 1..=rounds {
-        let run_framework = || http_latencies(addr, &request, concurrency, duration);
-        let run_baseline = || baseline_load(&baseline, concurrency, duration);
-        let ((f, fl), (b, bl)) = if round % 2 == 1 {
-            let f = run_framework().await;
-            (f, run_baseline().await)
-        } else {
-            let b = run_baseline().await;
-            (run_framework().await, b)
-        };
+    for client in ["HTTP", "WebSocket"] {
         println!(
-            "round {round}: framework {:>7.0}/s ({} failed) | hand-written lapin {:>7.0}/s ({} failed) | ratio {:.3}",
-            f.rate(),
-            f.failed,
-            b.rate(),
-            b.failed,
-            f.rate() / b.rate()
+            "forwarded add, {client} clients: {concurrency} concurrent callers, {rounds} rounds of {} ms a side",
+            duration.as_millis()
         );
-        ratios.push(f.rate() / b.rate());
-        framework_latencies.extend(fl);
-        baseline_latencies.extend(bl);
+        let (mut framework_latencies, mut baseline_latencies) = (Vec::new(), Vec::new());
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let run_framework = || async {
+                if client == "HTTP" {
+                    http_latencies(addr, &request, concurrency, duration).await
+                } else {
+                    ws_latencies(addr, concurrency, duration).await
+                }
+            };
+            let run_baseline = || baseline_load(&baseline, concurrency, duration);
+            let ((f, fl), (b, bl)) = if round % 2 == 1 {
+                let f = run_framework().await;
+                (f, run_baseline().await)
+            } else {
+                let b = run_baseline().await;
+                (run_framework().await, b)
+            };
+            println!(
+                "round {round}: framework {:>7.0}/s ({} failed) | hand-written lapin {:>7.0}/s ({} failed) | ratio {:.3}",
+                f.rate(),
+                f.failed,
+                b.rate(),
+                b.failed,
+                f.rate() / b.rate()
+            );
+            ratios.push(f.rate() / b.rate());
+            framework_latencies.extend(fl);
+            baseline_latencies.extend(bl);
+        }
+        ratios.sort_by(f64::total_cmp);
+        let ratio = ratios[ratios.len() / 2];
+        let (fp50, fp99) = (
+            percentile(&mut framework_latencies, 0.5),
+            percentile(&mut framework_latencies, 0.99),
+        );
+        let (bp50, bp99) = (
+            percentile(&mut baseline_latencies, 0.5),
+            percentile(&mut baseline_latencies, 0.99),
+        );
+        println!(
+            "latency ({client}): framework p50 {fp50:?} p99 {fp99:?} | hand-written p50 {bp50:?} p99 {bp99:?}"
+        );
+        println!(
+            "RESULT broker {client} throughput framework/hand-written = {ratio:.3} (median of rounds; target >= 0.80)"
+        );
+        println!(
+            "RESULT broker {client} p50 framework/hand-written = {:.3} (target <= 1.25); p99 ratio {:.3}",
+            fp50.as_secs_f64() / bp50.as_secs_f64(),
+            fp99.as_secs_f64() / bp99.as_secs_f64()
+        );
     }
-    ratios.sort_by(f64::total_cmp);
-    let ratio = ratios[ratios.len() / 2];
-    let (fp50, fp99) = (
-        percentile(&mut framework_latencies, 0.5),
-        percentile(&mut framework_latencies, 0.99),
-    );
-    let (bp50, bp99) = (
-        percentile(&mut baseline_latencies, 0.5),
-        percentile(&mut baseline_latencies, 0.99),
-    );
-    println!(
-        "latency: framework p50 {fp50:?} p99 {fp99:?} | hand-written p50 {bp50:?} p99 {bp99:?}"
-    );
-    println!(
-        "RESULT broker throughput framework/hand-written = {ratio:.3} (median of rounds; target >= 0.80)"
-    );
-    println!(
-        "RESULT broker p50 framework/hand-written = {:.3} (target <= 1.25); p99 ratio {:.3}",
-        fp50.as_secs_f64() / bp50.as_secs_f64(),
-        fp99.as_secs_f64() / bp99.as_secs_f64()
-    );
 
     // Unloaded: one caller at a time.
     let (mut framework_single, mut baseline_single) = (Vec::new(), Vec::new());
