@@ -25,26 +25,13 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
+use rpc_benches::AddArgs;
 use rpc_benches::{Tally, env_or, gather, http_latencies, percentile, post_request};
-use rpc_runtime::{JsonSchema, Server, rpc};
-use serde::{Deserialize, Serialize};
+use rpc_runtime::Server;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-
-#[derive(Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AddArgs {
-    a: i64,
-    b: i64,
-}
-
-/// Adds two integers.
-#[rpc(procedure = "add", scope = "bench-broker")]
-async fn add(args: AddArgs) -> i64 {
-    args.a.wrapping_add(args.b)
-}
 
 const BASELINE_QUEUE: &str = "rpc-bench.baseline";
 
@@ -243,7 +230,7 @@ async fn ws_latencies(
                 let socket: Socket = socket;
                 let (mut sink, mut stream) = socket.split();
                 let frame = |id: usize| {
-                    format!(r#"{{"procedure":"add","scope":"bench-broker","args":{{"a":40,"b":2}},"correlationId":{id}}}"#)
+                    format!(r#"{{"procedure":"add","scope":"math","args":{{"a":40,"b":2}},"correlationId":{id}}}"#)
                 };
                 let mut sent_at = vec![Instant::now(); callers];
                 for (id, at) in sent_at.iter_mut().enumerate() {
@@ -314,8 +301,7 @@ async fn run() {
         .await
         .expect("the gateway starts");
     let addr = gateway.http_addr().expect("addr");
-    let request =
-        post_request(br#"{"procedure":"add","scope":"bench-broker","args":{"a":40,"b":2}}"#);
+    let request = post_request(br#"{"procedure":"add","scope":"math","args":{"a":40,"b":2}}"#);
     let baseline = Baseline::start(&uri).await;
 
     // Both answer before anything is measured; the gateway has heard the
@@ -324,7 +310,7 @@ async fn run() {
         if gateway
             .procedures()
             .iter()
-            .any(|p| p.address.scope == "bench-broker")
+            .any(|p| p.address.scope == "math")
         {
             break;
         }

@@ -19,24 +19,11 @@
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use rpc_benches::AddArgs;
 use rpc_benches::{baseline_server, compare, env_or, framework_server, http_load, post_request};
-use rpc_runtime::{JsonSchema, Server, rpc};
-use serde::{Deserialize, Serialize};
+use rpc_runtime::Server;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-#[derive(Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AddArgs {
-    a: i64,
-    b: i64,
-}
-
-/// Adds two integers.
-#[rpc(procedure = "add", scope = "math")]
-async fn add(args: AddArgs) -> i64 {
-    args.a.wrapping_add(args.b)
-}
 
 /// The hand-written baseline: the same envelope, parsed, dispatched and
 /// answered by hand.

@@ -3,10 +3,28 @@
 //! not the client, take most of the CPU, and both sides of a comparison run
 //! under the same client in the same process.
 
+use rpc_runtime::{JsonSchema, rpc};
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The args of the `math/add` procedure every benchmark calls.
+#[derive(Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddArgs {
+    /// The first term.
+    pub a: i64,
+    /// The second term.
+    pub b: i64,
+}
+
+/// Adds two integers; served by the framework side of every benchmark.
+#[rpc(procedure = "add", scope = "math")]
+pub async fn add(args: AddArgs) -> i64 {
+    args.a.wrapping_add(args.b)
+}
 
 /// A whole number from the environment, or a default.
 pub fn env_or(name: &str, default: u64) -> u64 {

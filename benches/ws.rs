@@ -20,27 +20,14 @@
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
+use rpc_benches::AddArgs;
 use rpc_benches::{Tally, baseline_server, compare, env_or, framework_server, gather};
-use rpc_runtime::{JsonSchema, Server, rpc};
-use serde::{Deserialize, Serialize};
+use rpc_runtime::Server;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite;
-
-#[derive(Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct AddArgs {
-    a: i64,
-    b: i64,
-}
-
-/// Adds two integers.
-#[rpc(procedure = "add", scope = "math")]
-async fn add(args: AddArgs) -> i64 {
-    args.a.wrapping_add(args.b)
-}
 
 /// The hand-written baseline: parse, dispatch and answer each frame.
 async fn baseline(socket: WebSocket) {
