@@ -23,12 +23,10 @@ use crate::{Address, Call, Error, ProcedureSpec, RpcError, ServerHandle};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use remote::Remote;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -38,7 +36,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 use wire::{
-    ANNOUNCE_EXCHANGE, Announcement, CONTENT_TYPE, CallMessage, REPLY_TO, ReplyMessage, queue_name,
+    ANNOUNCE_EXCHANGE, Announcement, CALL_EXCHANGE, CONTENT_TYPE, CallMessage, REPLY_TO,
+    ReplyMessage, UNROUTABLE_EXCHANGE, UNROUTABLE_QUEUE, queue_name,
 };
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -79,16 +78,13 @@ pub enum BrokerState {
 
 type Reply = oneshot::Sender<Result<Value, RpcError>>;
 
-/// One live connection with its channels.
+/// One live connection with the channel everything is published on.
 #[derive(Clone)]
 struct Link {
     connection: Arc<Connection>,
-    /// Publishes calls, in confirm mode (a returned call is a 404), and
-    /// consumes their replies from direct reply-to.
+    /// Publishes calls, replies and announcements, and consumes the replies
+    /// to its calls from direct reply-to (which must be the same channel).
     publisher: Channel,
-    /// Publishes replies and announcements, without confirms: nothing
-    /// waits for them, and confirming them would only load the broker.
-    replier: Channel,
 }
 
 /// What the supervisor holds while connected.
@@ -230,48 +226,72 @@ impl Broker {
         })?;
         let connection = Arc::new(connection);
 
-        // Calls go out on a channel in confirm mode that also takes their replies.
+        // Calls go out on one channel that also takes their replies.
         let publisher = open_channel(&connection).await?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(failed("enable publisher confirms"))?;
         let replies = consume(&publisher, REPLY_TO, true, "consume direct reply-to").await?;
+        for (exchange, kind, arguments) in [
+            (
+                UNROUTABLE_EXCHANGE,
+                ExchangeKind::Fanout,
+                FieldTable::default(),
+            ),
+            (
+                CALL_EXCHANGE,
+                ExchangeKind::Direct,
+                wire::call_exchange_arguments(),
+            ),
+            (
+                ANNOUNCE_EXCHANGE,
+                ExchangeKind::Fanout,
+                FieldTable::default(),
+            ),
+        ] {
+            publisher
+                .exchange_declare(
+                    exchange.into(),
+                    kind,
+                    ExchangeDeclareOptions::default(),
+                    arguments,
+                )
+                .await
+                .map_err(failed("declare an exchange"))?;
+        }
+
+        // Calls nobody serves, answered with 404 by whichever server reads them.
+        let listener = open_channel(&connection).await?;
+        let shared = QueueDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        };
+        declare(
+            &listener,
+            UNROUTABLE_QUEUE,
+            shared,
+            "declare the unroutable queue",
+        )
+        .await?;
+        bind(&listener, UNROUTABLE_QUEUE, UNROUTABLE_EXCHANGE, "").await?;
+        let unroutable = consume(
+            &listener,
+            UNROUTABLE_QUEUE,
+            true,
+            "consume the unroutable queue",
+        )
+        .await?;
 
         // Announcements: a fanout exchange, read through a queue of our own.
-        publisher
-            .exchange_declare(
-                ANNOUNCE_EXCHANGE.into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(failed("declare the announcement exchange"))?;
-        let listener = open_channel(&connection).await?;
         let own = QueueDeclareOptions {
             exclusive: true,
             auto_delete: true,
             ..Default::default()
         };
         let queue = declare(&listener, "", own, "declare the announcement queue").await?;
-        listener
-            .queue_bind(
-                queue.clone().into(),
-                ANNOUNCE_EXCHANGE.into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(failed("bind the announcement queue"))?;
+        bind(&listener, &queue, ANNOUNCE_EXCHANGE, "").await?;
         let announcements = consume(&listener, &queue, true, "consume announcements").await?;
 
-        let replier = open_channel(&connection).await?;
         let link = Link {
             connection,
             publisher,
-            replier,
         };
         let lost = Arc::new(Notify::new());
         let mut tasks = Vec::new();
@@ -288,10 +308,6 @@ impl Broker {
                 .basic_qos(self.config.prefetch, BasicQosOptions::default())
                 .await
                 .map_err(failed("set the prefetch"))?;
-            let shared = QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            };
             for spec in &self.hosted {
                 let queue = declare(
                     &channel,
@@ -300,17 +316,24 @@ impl Broker {
                     "declare a procedure queue",
                 )
                 .await?;
+                bind(&channel, &queue, CALL_EXCHANGE, &queue).await?;
                 let consumer =
                     consume(&channel, &queue, false, "consume a procedure queue").await?;
                 consumers.push((channel.clone(), consumer.tag().to_string()));
                 tasks.push(tokio::spawn(me.clone().serve_queue(
                     consumer,
+                    channel.clone(),
                     link.clone(),
                     lost.clone(),
                 )));
             }
         }
         tasks.push(tokio::spawn(me.clone().read_replies(replies, lost.clone())));
+        tasks.push(tokio::spawn(me.clone().answer_unroutable(
+            unroutable,
+            link.clone(),
+            lost.clone(),
+        )));
         tasks.push(tokio::spawn(me.clone().read_announcements(
             announcements,
             link.clone(),
@@ -421,6 +444,30 @@ impl Broker {
         lost.notify_one();
     }
 
+    /// Answers 404 to the calls the call exchange could route nowhere
+    /// (whichever server published them: the reply goes to its reply-to).
+    async fn answer_unroutable(
+        self: Arc<Self>,
+        mut unroutable: lapin::Consumer,
+        link: Link,
+        lost: Arc<Notify>,
+    ) {
+        while let Some(Ok(delivery)) = unroutable.next().await {
+            let (Some(reply_to), Some(correlation_id)) = (
+                delivery.properties.reply_to(),
+                delivery.properties.correlation_id(),
+            ) else {
+                continue;
+            };
+            let error = match serde_json::from_slice::<CallMessage>(&delivery.data) {
+                Ok(message) => not_found(&message.address),
+                Err(_) => RpcError::not_found("no such procedure"),
+            };
+            publish_reply(&link, reply_to.as_str(), correlation_id.clone(), Err(error)).await;
+        }
+        lost.notify_one();
+    }
+
     async fn read_announcements(
         self: Arc<Self>,
         mut announcements: lapin::Consumer,
@@ -472,7 +519,7 @@ impl Broker {
         };
         let properties = BasicProperties::default().with_content_type(CONTENT_TYPE.into());
         let _ = link
-            .replier
+            .publisher
             .basic_publish(
                 ANNOUNCE_EXCHANGE.into(),
                 "".into(),
@@ -487,6 +534,7 @@ impl Broker {
     async fn serve_queue(
         self: Arc<Self>,
         mut consumer: lapin::Consumer,
+        channel: Channel,
         link: Link,
         lost: Arc<Notify>,
     ) {
@@ -495,8 +543,9 @@ impl Broker {
             self.in_flight.fetch_add(1, Ordering::AcqRel);
             let me = self.clone();
             let link = link.clone();
+            let channel = channel.clone();
             tokio::spawn(async move {
-                me.serve_delivery(delivery, &link).await;
+                me.serve_delivery(delivery, &channel, &link).await;
                 if me.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
                     me.idle.notify_waiters();
                 }
@@ -507,10 +556,22 @@ impl Broker {
         lost.notify_one();
     }
 
-    async fn serve_delivery(&self, delivery: lapin::message::Delivery, link: &Link) {
+    /// Runs one delivered call, then sends its reply and acknowledges it.
+    ///
+    /// The acknowledgement goes straight to the consuming channel rather
+    /// than through `Delivery::ack`, which routes it through lapin's
+    /// internal task; it and the reply are handed to the connection
+    /// together, so that they usually leave in one write.
+    async fn serve_delivery(
+        &self,
+        delivery: lapin::message::Delivery,
+        channel: &Channel,
+        link: &Link,
+    ) {
+        let ack = channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default());
         // At most once: a message delivered again may already have run.
         if delivery.redelivered {
-            let _ = delivery.ack(BasicAckOptions::default()).await;
+            let _ = ack.await;
             return;
         }
         let reply_to = delivery
@@ -521,7 +582,7 @@ impl Broker {
         let correlation_id = delivery.properties.correlation_id().clone();
         let result = match serde_json::from_slice::<CallMessage>(&delivery.data) {
             Ok(message) if message.timeout_ms == 0 => {
-                let _ = delivery.ack(BasicAckOptions::default()).await;
+                let _ = ack.await;
                 return;
             }
             Ok(message) => {
@@ -543,24 +604,12 @@ impl Broker {
                 "malformed call message: {error}"
             ))),
         };
-        if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id)
-            && let Ok(payload) = serde_json::to_vec(&ReplyMessage::from_result(result))
-        {
-            let properties = BasicProperties::default()
-                .with_correlation_id(correlation_id)
-                .with_content_type(CONTENT_TYPE.into());
-            let _ = link
-                .replier
-                .basic_publish(
-                    "".into(),
-                    reply_to.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &payload,
-                    properties,
-                )
-                .await;
-        }
-        let _ = delivery.ack(BasicAckOptions::default()).await;
+        let reply = async {
+            if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id) {
+                publish_reply(link, &reply_to, correlation_id, result).await;
+            }
+        };
+        let _ = futures_util::future::join(reply, ack).await;
     }
 
     /// Gateway side: checks what the announcement allows at the edge, then
@@ -615,43 +664,18 @@ impl Broker {
             .with_reply_to(REPLY_TO.into())
             .with_expiration(remaining.as_millis().to_string().into())
             .with_content_type(CONTENT_TYPE.into());
-        let unreachable = |_| RpcError::new(503, "the message broker is unreachable");
-        let confirm = link
-            .publisher
+        // Without `mandatory` and confirms: a call no queue takes goes to the
+        // alternate exchange, and the 404 comes back as its reply.
+        link.publisher
             .basic_publish(
-                "".into(),
+                CALL_EXCHANGE.into(),
                 queue_name(&address).into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
+                BasicPublishOptions::default(),
                 &payload,
                 properties,
             )
             .await
-            .map_err(unreachable)?;
-        // The confirm is watched on its own so that the caller wakes once:
-        // for its reply, or for the 404 of a returned (unroutable) call.
-        if let Some(me) = self.me.upgrade() {
-            let id = id.clone();
-            let address = address.clone();
-            tokio::spawn(async move {
-                let failure = match confirm.await {
-                    Ok(Confirmation::Ack(Some(_returned))) => RpcError::not_found(format!(
-                        "no procedure {:?} in scope {:?} with version {:?}",
-                        address.procedure, address.scope, address.version
-                    )),
-                    Ok(Confirmation::Nack(_)) => {
-                        RpcError::new(503, "the message broker refused the call")
-                    }
-                    Ok(_) => return,
-                    Err(error) => unreachable(error),
-                };
-                if let Some(reply) = me.pending().remove(&id) {
-                    let _ = reply.send(Err(failure));
-                }
-            });
-        }
+            .map_err(|_| RpcError::new(503, "the message broker is unreachable"))?;
         match tokio::time::timeout_at(deadline.into(), answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(RpcError::new(
@@ -666,6 +690,44 @@ impl Broker {
 /// Maps a failed broker operation to an error that says which one.
 fn failed(what: &'static str) -> impl Fn(lapin::Error) -> Error {
     move |error| Error::Broker(format!("cannot {what}: {error}"))
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), Error> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(failed("bind a queue"))
+}
+
+/// Sends the answer to a call to the reply-to address it came with.
+async fn publish_reply(
+    link: &Link,
+    reply_to: &str,
+    correlation_id: lapin::types::ShortString,
+    result: Result<Value, RpcError>,
+) {
+    let Ok(payload) = serde_json::to_vec(&ReplyMessage::from_result(result)) else {
+        return;
+    };
+    let properties = BasicProperties::default()
+        .with_correlation_id(correlation_id)
+        .with_content_type(CONTENT_TYPE.into());
+    let _ = link
+        .publisher
+        .basic_publish(
+            "".into(),
+            reply_to.into(),
+            BasicPublishOptions::default(),
+            &payload,
+            properties,
+        )
+        .await;
 }
 
 async fn open_channel(connection: &Connection) -> Result<Channel, Error> {
@@ -707,6 +769,13 @@ async fn consume(
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
+}
+
+fn not_found(address: &Address) -> RpcError {
+    RpcError::not_found(format!(
+        "no procedure {:?} in scope {:?} with version {:?}",
+        address.procedure, address.scope, address.version
+    ))
 }
 
 fn deadline_passed(address: &Address) -> RpcError {

@@ -1,27 +1,46 @@
 //! The topology and the messages on it, in one place; `docs/BROKER.md`
 //! describes the same for people.
 //!
-//! - Calls go to the default exchange with the routing key of the
-//!   procedure's queue, `rpc|<scope>|<procedure>|<version>`. Every handler
-//!   server of a procedure consumes that one queue (competing consumers);
-//!   the queue is `auto_delete`, so it exists exactly while some server
-//!   consumes it, and a `mandatory` publish to a procedure nobody serves is
-//!   returned at once (404).
+//! - Calls go to the direct exchange `rpc.calls` with the routing key of
+//!   the procedure's queue, `rpc|<scope>|<procedure>|<version>`, which is
+//!   bound to it under that key. Every handler server of a procedure
+//!   consumes that one queue (competing consumers); the queue is
+//!   `auto_delete`, so it exists exactly while some server consumes it.
+//! - A call no queue takes goes to the exchange's alternate exchange,
+//!   `rpc.unroutable`, and from there to the queue of the same name that
+//!   every server reads; whichever reads it answers 404 to its reply-to.
 //! - Replies go to direct reply-to (`amq.rabbitmq.reply-to`), correlated by
 //!   an id the gateway generates.
 //! - Announcements go to the fanout exchange `rpc.announce`, which every
 //!   server with a broker reads through an exclusive queue of its own.
 
 use crate::{Address, Caller, Identity, ProcedureSpec, RpcError};
+use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The direct exchange calls are published to.
+pub(crate) const CALL_EXCHANGE: &str = "rpc.calls";
+/// The alternate exchange of `rpc.calls` (fanout), and its one queue.
+pub(crate) const UNROUTABLE_EXCHANGE: &str = "rpc.unroutable";
+pub(crate) const UNROUTABLE_QUEUE: &str = "rpc.unroutable";
 /// The fanout exchange of announcements.
 pub(crate) const ANNOUNCE_EXCHANGE: &str = "rpc.announce";
 /// The pseudo-queue of direct reply-to.
 pub(crate) const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 /// The content type of every message.
 pub(crate) const CONTENT_TYPE: &str = "application/json";
+
+/// The arguments `rpc.calls` is declared with: unroutable calls go to
+/// `rpc.unroutable`.
+pub(crate) fn call_exchange_arguments() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "alternate-exchange".into(),
+        AMQPValue::LongString(UNROUTABLE_EXCHANGE.into()),
+    );
+    arguments
+}
 
 /// The queue (and routing key) of a procedure. Names cannot contain `|`,
 /// so the parts cannot run into each other; a name too long for AMQP's 255
