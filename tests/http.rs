@@ -740,6 +740,91 @@ async fn procedures_are_plain_functions_in_unit_tests() {
     assert_eq!(seen["identity"]["authorization"], json!("Bearer t"));
 }
 
+/// Reads from a raw connection until the server closes it; returns what
+/// it sent, or `None` if it was still open after `within`.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.ok()?;
+    Some(received)
+}
+
+#[tokio::test]
+async fn silent_slow_and_idle_connections_are_closed_by_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let running = start(Server::builder().http_header_timeout(Duration::from_millis(400))).await;
+    let addr = running.http_addr().expect("http");
+    let http = Http::new(addr);
+
+    // Opens and sends nothing.
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    // Sends a head a byte at a time, never finishing it (slowloris).
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    // Makes one call, then stays connected without a second request.
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    let body = br#"{"procedure":"add","scope":"math","args":{"a":1,"b":2}}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    idle.write_all(request.as_bytes()).await.expect("write");
+    idle.write_all(body).await.expect("write");
+
+    let started = std::time::Instant::now();
+    let trickle = async {
+        for byte in b"POST / HTTP/1.1\r\nhost: test\r\nx-slow: "
+            .iter()
+            .cycle()
+            .take(40)
+        {
+            if slow.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    trickle.await;
+    let within = Duration::from_secs(5);
+    assert_eq!(
+        closed_by_server(&mut silent, within).await,
+        Some(Vec::new())
+    );
+    let slow_got = closed_by_server(&mut slow, within)
+        .await
+        .expect("slow closed");
+    assert!(
+        slow_got.is_empty() || slow_got.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&slow_got)
+    );
+    let answered = closed_by_server(&mut idle, within)
+        .await
+        .expect("idle closed");
+    let answered = String::from_utf8_lossy(&answered);
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(answered.contains(r#""data":3"#), "{answered}");
+    assert!(
+        started.elapsed() < within,
+        "closed by the timeout, not the test's"
+    );
+
+    // The server still serves, and a request sent in time is unaffected.
+    let (status, body) = http
+        .call(json!({"procedure": "add", "scope": "math", "args": {"a": 2, "b": 2}}))
+        .await;
+    assert_eq!((status, body["data"].clone()), (200, json!(4)));
+}
+
 #[tokio::test]
 async fn shutdown_finishes_calls_in_flight() {
     let running = start(Server::builder()).await;

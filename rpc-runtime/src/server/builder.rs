@@ -81,6 +81,16 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a connection may take to send the head of a request,
+    /// counted from when the server is ready for it: after accepting the
+    /// connection, or after answering its previous request. A connection
+    /// that sends no complete head in time is closed, so idle or stalled
+    /// clients cannot hold connections open. Default 30 s.
+    pub fn http_header_timeout(mut self, timeout: Duration) -> Self {
+        self.http_config.header_timeout = timeout;
+        self
+    }
+
     /// Answer every RPC over HTTP with status 200, the real code only in the
     /// body, as clients built for the Node.js framework expect. Default off:
     /// the HTTP status equals the body's `code`.

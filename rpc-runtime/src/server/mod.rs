@@ -75,13 +75,13 @@ impl Server {
                 self.ws_config.clone(),
                 self.pages.clone(),
             );
-            let cors = self.http_config.cors.clone();
+            let http = self.http_config.clone();
             let mut stop = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let stop = async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 };
-                transport::serve(listener, router, &cors, stop).await
+                transport::serve(listener, router, &http, stop).await
             }));
         }
         Ok(RunningServer {

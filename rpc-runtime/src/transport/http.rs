@@ -19,6 +19,7 @@ pub(crate) struct HttpConfig {
     pub(crate) body_limit: usize,
     pub(crate) always_200: bool,
     pub(crate) cors: Cors,
+    pub(crate) header_timeout: std::time::Duration,
 }
 
 impl Default for HttpConfig {
@@ -27,6 +28,7 @@ impl Default for HttpConfig {
             body_limit: 1024 * 1024,
             always_200: false,
             cors: Cors::AnyOrigin,
+            header_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

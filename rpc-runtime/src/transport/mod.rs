@@ -3,6 +3,7 @@
 //! [`Call`](crate::Call) and hands it to the dispatcher.
 
 mod http;
+mod listener;
 mod pages;
 mod ws;
 
@@ -52,32 +53,19 @@ pub(crate) fn router(
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    cors: &Cors,
+    http: &HttpConfig,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::ServiceExt;
-    use std::net::SocketAddr;
-    match cors_layer(cors) {
+    let timeout = http.header_timeout;
+    match cors_layer(&http.cors) {
         Some(layer) => {
             let service = BrowserCors {
                 cors: Arc::new(tower_layer::Layer::layer(&layer, router.clone())),
                 plain: router,
             };
-            let service = ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
-            >(service);
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stop)
-                .await
+            listener::serve(listener, service, timeout, stop).await
         }
-        None => {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop)
-            .await
-        }
+        None => listener::serve(listener, router, timeout, stop).await,
     }
 }
 

@@ -1,0 +1,99 @@
+//! The accept loop: one HTTP/1.1 connection per accepted socket, served by
+//! hyper with a timer, so that a connection that does not send a request's
+//! head in time is closed (`axum::serve` sets no timer, and without one
+//! hyper enforces no header timeout: a client could hold connections open
+//! by sending nothing). Upgrades (WebSocket) and graceful shutdown work as
+//! with `axum::serve`.
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_service::Service;
+
+/// Serves `service` on `listener` until `stop` resolves, then lets every
+/// connection finish the request it is on and waits for them.
+pub(crate) async fn serve<S>(
+    listener: TcpListener,
+    service: S,
+    header_timeout: Duration,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    S: Service<axum::extract::Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    // Dropping `stopping` tells the connections; `finished` resolves once
+    // every connection has dropped its receiver.
+    let (stopping, stop_rx) = watch::channel(());
+    let (finished, done_rx) = watch::channel(());
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    tokio::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let per_request = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            service.clone().call(request)
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), per_request)
+            .with_upgrades();
+        let mut stop_rx = stop_rx.clone();
+        let done_rx = done_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop_rx.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(done_rx);
+        });
+    }
+    drop(listener);
+    drop(stopping);
+    drop(done_rx);
+    finished.closed().await;
+    Ok(())
+}
+
+/// What `axum::serve` does too: connection-level errors are the client's
+/// and are ignored; others (such as running out of file descriptors) are
+/// logged, and accepting pauses for a second so that some can be freed.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
