@@ -7,7 +7,7 @@
 //! Forwarded calls: an HTTP client calls a gateway, which forwards through
 //! RabbitMQ to a handler server and back. The baseline is a hand-written
 //! lapin request/reply loop with direct reply-to on the same broker (no
-//! HTTP, no envelope, no validation, no publisher confirms). Both run with
+//! HTTP, no envelope, no validation). Both run with
 //! `BENCH_CONCURRENCY` (default 16) callers, alternating for `BENCH_ROUNDS`
 //! (default 6) rounds of `BENCH_MILLIS` (default 2000) ms; printed are
 //! calls/s (median ratio of rounds) and p50/p99 latency over all rounds,
