@@ -16,8 +16,9 @@
 //! over 4 WebSocket connections (the transport browser and mobile clients
 //! keep open), each call's latency taken from its frame to its answer.
 //!
-//! `BENCH_ONLY=framework|baseline BEAM=<pid of beam.smp>` runs one side
-//! once and prints the CPU time per call of this process and of RabbitMQ.
+//! `BENCH_ONLY=framework|framework-ws|baseline BEAM=<pid of beam.smp>` runs
+//! one side once (the framework with HTTP or WebSocket clients) and prints
+//! the CPU time per call of this process and of RabbitMQ.
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -347,13 +348,15 @@ async fn run() {
         };
         let beam = std::env::var("BEAM").unwrap_or_default();
         let (b0, s0) = (cpu(&beam), cpu("self"));
-        let calls = if only == "framework" {
-            http_latencies(addr, &request, concurrency, duration)
-                .await
-                .0
-                .ok
-        } else {
-            baseline_load(&baseline, concurrency, duration).await.0.ok
+        let calls = match only.as_str() {
+            "framework" => {
+                http_latencies(addr, &request, concurrency, duration)
+                    .await
+                    .0
+                    .ok
+            }
+            "framework-ws" => ws_latencies(addr, concurrency, duration).await.0.ok,
+            _ => baseline_load(&baseline, concurrency, duration).await.0.ok,
         };
         let (b1, s1) = (cpu(&beam), cpu("self"));
         println!(
