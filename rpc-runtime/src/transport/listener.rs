@@ -53,6 +53,8 @@ where
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
+        // The services served here (a router, or CORS around one) are
+        // always ready, so each request calls a clone without `poll_ready`.
         let service = service.clone();
         let per_request = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(Body::new);
