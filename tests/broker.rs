@@ -435,8 +435,10 @@ async fn a_handler_server_killed_mid_call_leaves_504_by_the_deadline() {
     );
     knows(&gateway, Address::new("killed", "hang", "1")).await;
     let started = Instant::now();
+    let caller = http.clone();
     let call = tokio::spawn(async move {
-        http.call(json!({"procedure": "hang", "scope": "killed", "args": {"ms": 10000}}))
+        caller
+            .call(json!({"procedure": "hang", "scope": "killed", "args": {"ms": 10000}}))
             .await
     });
     assert_eq!(
@@ -451,6 +453,23 @@ async fn a_handler_server_killed_mid_call_leaves_504_by_the_deadline() {
         waited >= Duration::from_millis(1400) && waited < Duration::from_secs(5),
         "{waited:?}"
     );
+
+    // Its queue went with its connection: calls are 404 at once, and the
+    // gateway forgets the procedure once the server has been silent.
+    let started = Instant::now();
+    let (status, body) = http
+        .call(json!({"procedure": "hang", "scope": "killed", "args": {"ms": 1}}))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    eventually("the gateway to forget the killed server", || {
+        !gateway
+            .procedures()
+            .iter()
+            .any(|p| p.address.scope == "killed")
+            && gateway.remote_servers().iter().all(|s| s.name != "doomed")
+    })
+    .await;
 }
 
 #[tokio::test]

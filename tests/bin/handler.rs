@@ -1,6 +1,8 @@
 //! A handler server in its own process, for the test that kills one in the
 //! middle of a call. It prints `ready` once serving and `started` when a
-//! call begins, then waits to be killed.
+//! call begins, then waits to be killed. It announces itself every 500 ms,
+//! so that gateways count it gone soon after it falls silent (after three
+//! intervals, but at least 3 s).
 
 use rpc_runtime::{JsonSchema, Server, rpc};
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,7 @@ async fn main() -> Result<(), rpc_runtime::Error> {
     let server = Server::builder()
         .name("doomed")
         .broker(uri)
+        .announce_interval(std::time::Duration::from_millis(500))
         .build()?
         .start()
         .await?;

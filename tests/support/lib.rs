@@ -17,6 +17,7 @@ pub async fn start(builder: ServerBuilder) -> RunningServer {
 }
 
 /// A raw HTTP client for one server.
+#[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
     url: String,
