@@ -2,7 +2,7 @@
 //! 127.0.0.1:5672: load spread with each call run once, 404 for what nobody
 //! serves, deadlines, edge checks, calls between handler servers, identity,
 //! a broker connection closed under load, a handler server killed mid-call,
-//! and graceful shutdown. Each test uses scopes of its own, so that tests
+//! graceful shutdown, and malformed messages on the broker itself. Each test uses scopes of its own, so that tests
 //! running at once do not share queues.
 
 use rpc_runtime::{Address, BrokerState, EventKind, Server, ServerBuilder};
@@ -101,6 +101,22 @@ mod procs {
     #[rpc(procedure = "quick", scope = "load")]
     pub async fn quick(args: Job) -> u64 {
         args.id
+    }
+
+    /// Echoes its id; for the hostile messages test.
+    #[rpc(procedure = "echo", scope = "hostile")]
+    pub async fn echo(args: Job) -> u64 {
+        args.id
+    }
+
+    /// A deadline longer than any message expiration RabbitMQ accepts.
+    #[rpc(
+        procedure = "patient",
+        scope = "long",
+        timeout = "18446744073709551615ms"
+    )]
+    pub async fn patient() -> &'static str {
+        "done"
     }
 
     /// Sleeps, for shutdown tests.
@@ -600,4 +616,234 @@ async fn a_gateway_documents_remote_procedures_and_reports_handler_servers() {
         })
         .expect("forwarded calls are counted");
     assert_eq!(forwarded["calls"], json!(1));
+}
+
+#[tokio::test]
+async fn a_deadline_longer_than_rabbitmq_accepts_still_forwards() {
+    let (gateway, http) = gateway(&unique("gw-long")).await;
+    let _handler = handler("long-1", &["long"]).await;
+    knows(&gateway, Address::new("long", "patient", "1")).await;
+    for _ in 0..2 {
+        let (status, body) = http
+            .call(json!({"procedure": "patient", "scope": "long"}))
+            .await;
+        assert_eq!((status, &body["data"]), (200, &json!("done")), "{body}");
+    }
+    assert_eq!(gateway.broker_state(), Some(BrokerState::Connected));
+}
+
+/// A client of the broker itself, publishing what it likes to `rpc.calls`
+/// and reading the replies.
+struct Raw {
+    channel: lapin::Channel,
+    replies: lapin::Consumer,
+    _connection: lapin::Connection,
+}
+
+impl Raw {
+    async fn connect() -> Self {
+        use lapin::options::BasicConsumeOptions;
+        let connection =
+            lapin::Connection::connect(&rabbitmq_uri(), lapin::ConnectionProperties::default())
+                .await
+                .expect(
+                    "RabbitMQ answers on 127.0.0.1:5672 (`rabbitmq-server -detached` starts it)",
+                );
+        let channel = connection.create_channel().await.expect("a channel");
+        let replies = channel
+            .basic_consume(
+                "amq.rabbitmq.reply-to".into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .expect("consume direct reply-to");
+        Raw {
+            channel,
+            replies,
+            _connection: connection,
+        }
+    }
+
+    async fn publish(&self, key: &str, body: &[u8], correlation_id: Option<&str>) {
+        let mut properties = lapin::BasicProperties::default();
+        if let Some(id) = correlation_id {
+            properties = properties
+                .with_correlation_id(id.into())
+                .with_reply_to("amq.rabbitmq.reply-to".into());
+        }
+        self.channel
+            .basic_publish(
+                "rpc.calls".into(),
+                key.into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .expect("published");
+    }
+
+    /// The next reply: its correlation id and body.
+    async fn reply(&mut self) -> (String, Value) {
+        use futures_util::StreamExt;
+        let delivery = tokio::time::timeout(Duration::from_secs(5), self.replies.next())
+            .await
+            .expect("a reply within 5 s")
+            .expect("the reply stream is open")
+            .expect("a delivery");
+        let id = delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let body = serde_json::from_slice(&delivery.data).expect("a JSON reply");
+        (id, body)
+    }
+}
+
+#[tokio::test]
+async fn malformed_messages_on_the_broker_are_answered_and_break_nothing() {
+    let (gateway, http) = gateway(&unique("gw-hostile")).await;
+    let handler = handler("hostile-1", &["hostile"]).await;
+    knows(&gateway, Address::new("hostile", "echo", "1")).await;
+    let mut raw = Raw::connect().await;
+    let queue = "rpc|hostile|echo|1";
+
+    let deep = "[".repeat(100_000);
+    let call = |args: Value, timeout_ms: u64| {
+        json!({
+            "address": {"scope": "hostile", "procedure": "echo", "version": "1"},
+            "args": args,
+            "internal": false,
+            "caller": {"kind": "detached"},
+            "traceId": "t",
+            "timeoutMs": timeout_ms,
+        })
+        .to_string()
+    };
+    // No reply-to: nothing to answer, and nothing breaks.
+    raw.publish(queue, b"not json", None).await;
+    let cases: Vec<(&str, String, u64)> = vec![
+        ("text", "not json".into(), 400),
+        ("deep", deep, 400),
+        ("shape", r#"{"address": 1}"#.into(), 400),
+        ("args", call(json!({"id": "x"}), 5_000), 422),
+        ("huge-deadline", call(json!({"id": 7}), u64::MAX), 200),
+        ("ok", call(json!({"id": 8}), 5_000), 200),
+    ];
+    for (id, body, _) in &cases {
+        raw.publish(queue, body.as_bytes(), Some(id)).await;
+    }
+    // Nobody serves this key: the unroutable reader answers, whatever the body.
+    raw.publish("rpc|nobody|none|1", b"\xff\xfe", Some("unroutable"))
+        .await;
+    let mut codes = HashMap::new();
+    for _ in 0..cases.len() + 1 {
+        let (id, body) = raw.reply().await;
+        codes.insert(id, (body["code"].as_u64().unwrap_or(0), body));
+    }
+    for (id, _, code) in &cases {
+        let (got, body) = &codes[*id];
+        assert_eq!(got, code, "{id}: {body}");
+    }
+    assert_eq!(codes["unroutable"].0, 404, "{:?}", codes["unroutable"]);
+    assert_eq!(codes["ok"].1["data"], json!(8));
+    assert!(
+        codes["text"].1["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("malformed call message")),
+        "{:?}",
+        codes["text"]
+    );
+
+    // The handler server and the gateway serve on.
+    let (status, body) = http
+        .call(json!({"procedure": "echo", "scope": "hostile", "args": {"id": 9}}))
+        .await;
+    assert_eq!((status, &body["data"]), (200, &json!(9)), "{body}");
+    assert_eq!(handler.broker_state(), Some(BrokerState::Connected));
+}
+
+#[tokio::test]
+async fn a_malformed_reply_is_502_and_stray_replies_are_ignored() {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let (_gateway, http) = gateway(&unique("gw-badreply")).await;
+    // A handler server of no framework: it answers every call with a stray
+    // reply, then a malformed one, then a second, well-formed one.
+    let raw = Raw::connect().await;
+    let queue = "rpc|fake|bad|1";
+    raw.channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare");
+    raw.channel
+        .queue_bind(
+            queue.into(),
+            "rpc.calls".into(),
+            queue.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    let mut calls = raw
+        .channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let channel = raw.channel.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(call)) = calls.next().await {
+            let (Some(to), Some(id)) =
+                (call.properties.reply_to(), call.properties.correlation_id())
+            else {
+                continue;
+            };
+            for (id, body) in [
+                ("no-such-call", &br#"{"code":200,"data":1}"#[..]),
+                (id.as_str(), b"{{{"),
+                (id.as_str(), br#"{"code":200,"data":2}"#),
+            ] {
+                let properties = lapin::BasicProperties::default().with_correlation_id(id.into());
+                let _ = channel
+                    .basic_publish(
+                        "".into(),
+                        to.as_str().into(),
+                        lapin::options::BasicPublishOptions::default(),
+                        body,
+                        properties,
+                    )
+                    .await;
+            }
+        }
+    });
+    for _ in 0..3 {
+        let (status, body) = http
+            .call(json!({"procedure": "bad", "scope": "fake"}))
+            .await;
+        assert_eq!(status, 502, "{body}");
+    }
 }

@@ -183,7 +183,7 @@ impl Dispatcher {
             .spec
             .timeout_ms
             .map_or(self.default_timeout, Duration::from_millis);
-        let own_deadline = Instant::now() + timeout;
+        let own_deadline = deadline_in(timeout);
         let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
         call.deadline = Some(deadline);
         let args = std::mem::take(&mut call.args);
@@ -241,6 +241,15 @@ impl Dispatcher {
             None => Arc::new(Detached(self.handle.clone())),
         }
     }
+}
+
+/// The instant `timeout` from now. A timeout too long for the clock (such
+/// as `Duration::MAX`) is as good as none: it ends a century from now (an
+/// instant every platform's clock can hold).
+pub(crate) fn deadline_in(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    let now = Instant::now();
+    now.checked_add(timeout.min(CENTURY)).unwrap_or(now)
 }
 
 pub(crate) fn not_found(call: &Call) -> RpcError {

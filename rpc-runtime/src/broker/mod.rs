@@ -17,7 +17,7 @@ mod wire;
 
 pub use remote::RemoteServer;
 
-use crate::dispatch::{Dispatcher, Forward};
+use crate::dispatch::{Dispatcher, Forward, deadline_in};
 use crate::procedure::BoxFuture;
 use crate::{Address, Call, Error, ProcedureSpec, RpcError, ServerHandle};
 use futures_util::StreamExt;
@@ -593,7 +593,7 @@ impl Broker {
                     internal: message.internal,
                     caller: message.caller,
                     trace_id: message.trace_id,
-                    deadline: Some(Instant::now() + Duration::from_millis(message.timeout_ms)),
+                    deadline: Some(deadline_in(Duration::from_millis(message.timeout_ms))),
                 };
                 match self.dispatcher.upgrade() {
                     Some(dispatcher) => dispatcher.dispatch(call).await,
@@ -637,11 +637,9 @@ impl Broker {
         let Some(link) = self.current_link() else {
             return Err(RpcError::new(503, "the message broker is unreachable"));
         };
-        let now = Instant::now();
-        let deadline = call
-            .deadline
-            .map_or(now + timeout, |d| d.min(now + timeout));
-        let remaining = deadline.saturating_duration_since(now);
+        let own_deadline = deadline_in(timeout);
+        let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
+        let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining < Duration::from_millis(1) {
             return Err(deadline_passed(&call.address));
         }
@@ -656,13 +654,13 @@ impl Broker {
             internal: call.internal,
             caller: call.caller,
             trace_id: call.trace_id,
-            timeout_ms: remaining.as_millis() as u64,
+            timeout_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
         };
         let payload = serde_json::to_vec(&message).map_err(|_| RpcError::internal())?;
         let properties = BasicProperties::default()
             .with_correlation_id(id.as_str().into())
             .with_reply_to(REPLY_TO.into())
-            .with_expiration(remaining.as_millis().to_string().into())
+            .with_expiration(wire::expiration(remaining))
             .with_content_type(CONTENT_TYPE.into());
         // Without `mandatory` and confirms: a call no queue takes goes to the
         // alternate exchange, and the 404 comes back as its reply.

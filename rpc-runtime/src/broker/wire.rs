@@ -31,6 +31,20 @@ pub(crate) const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 /// The content type of every message.
 pub(crate) const CONTENT_TYPE: &str = "application/json";
 
+/// The longest expiration a call carries: 2^32 - 1 ms, about 49.7 days.
+/// RabbitMQ closes the channel of a publish whose expiration it finds too
+/// large; a call with a longer deadline still waits for it in full.
+const MAX_EXPIRATION_MS: u128 = u32::MAX as u128;
+
+/// The `expiration` property of a call with `remaining` to its deadline.
+pub(crate) fn expiration(remaining: std::time::Duration) -> lapin::types::ShortString {
+    remaining
+        .as_millis()
+        .min(MAX_EXPIRATION_MS)
+        .to_string()
+        .into()
+}
+
 /// The arguments `rpc.calls` is declared with: unroutable calls go to
 /// `rpc.unroutable`.
 pub(crate) fn call_exchange_arguments() -> FieldTable {
@@ -155,6 +169,13 @@ mod tests {
             "v".repeat(32),
         ));
         assert!(long.len() <= 255 && long.starts_with("rpc|hashed|"));
+    }
+
+    #[test]
+    fn expirations_stay_within_what_rabbitmq_accepts() {
+        use std::time::Duration;
+        assert_eq!(expiration(Duration::from_millis(1500)).as_str(), "1500");
+        assert_eq!(expiration(Duration::MAX).as_str(), "4294967295");
     }
 
     #[test]
