@@ -642,7 +642,6 @@ struct Raw {
 
 impl Raw {
     async fn connect() -> Self {
-        use lapin::options::BasicConsumeOptions;
         let connection =
             lapin::Connection::connect(&rabbitmq_uri(), lapin::ConnectionProperties::default())
                 .await
@@ -650,23 +649,37 @@ impl Raw {
                     "RabbitMQ answers on 127.0.0.1:5672 (`rabbitmq-server -detached` starts it)",
                 );
         let channel = connection.create_channel().await.expect("a channel");
-        let replies = channel
-            .basic_consume(
-                "amq.rabbitmq.reply-to".into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .expect("consume direct reply-to");
+        let replies = consume(&channel, "amq.rabbitmq.reply-to").await;
         Raw {
             channel,
             replies,
             _connection: connection,
         }
+    }
+
+    /// Consumes a queue of `rpc.calls` of its own, as a handler server would.
+    async fn serve(&self, queue: &str) -> lapin::Consumer {
+        use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+        let arguments = lapin::types::FieldTable::default;
+        let declare = QueueDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        };
+        self.channel
+            .queue_declare(queue.into(), declare, arguments())
+            .await
+            .expect("declare");
+        self.channel
+            .queue_bind(
+                queue.into(),
+                "rpc.calls".into(),
+                queue.into(),
+                QueueBindOptions::default(),
+                arguments(),
+            )
+            .await
+            .expect("bind");
+        consume(&self.channel, queue).await
     }
 
     async fn publish(&self, key: &str, body: &[u8], correlation_id: Option<&str>) {
@@ -705,6 +718,18 @@ impl Raw {
         let body = serde_json::from_slice(&delivery.data).expect("a JSON reply");
         (id, body)
     }
+}
+
+async fn consume(channel: &lapin::Channel, queue: &str) -> lapin::Consumer {
+    let options = lapin::options::BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    let arguments = lapin::types::FieldTable::default();
+    channel
+        .basic_consume(queue.into(), "".into(), options, arguments)
+        .await
+        .expect("consume")
 }
 
 #[tokio::test]
@@ -773,47 +798,11 @@ async fn malformed_messages_on_the_broker_are_answered_and_break_nothing() {
 #[tokio::test]
 async fn a_malformed_reply_is_502_and_stray_replies_are_ignored() {
     use futures_util::StreamExt;
-    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-    use lapin::types::FieldTable;
     let (_gateway, http) = gateway(&unique("gw-badreply")).await;
     // A handler server of no framework: it answers every call with a stray
     // reply, then a malformed one, then a second, well-formed one.
     let raw = Raw::connect().await;
-    let queue = "rpc|fake|bad|1";
-    raw.channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare");
-    raw.channel
-        .queue_bind(
-            queue.into(),
-            "rpc.calls".into(),
-            queue.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    let mut calls = raw
-        .channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    let mut calls = raw.serve("rpc|fake|bad|1").await;
     let channel = raw.channel.clone();
     tokio::spawn(async move {
         while let Some(Ok(call)) = calls.next().await {
