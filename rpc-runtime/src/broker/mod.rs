@@ -637,6 +637,14 @@ impl Broker {
         let Some(link) = self.current_link() else {
             return Err(RpcError::new(503, "the message broker is unreachable"));
         };
+        // Under a resource alarm RabbitMQ takes nothing from publishers:
+        // a call would only wait in the connection's buffer.
+        if link.connection.status().blocked() {
+            return Err(RpcError::new(
+                503,
+                "the message broker is refusing messages (resource alarm)",
+            ));
+        }
         let own_deadline = deadline_in(timeout);
         let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -663,25 +671,30 @@ impl Broker {
             .with_expiration(wire::expiration(remaining))
             .with_content_type(CONTENT_TYPE.into());
         // Without `mandatory` and confirms: a call no queue takes goes to the
-        // alternate exchange, and the 404 comes back as its reply.
-        link.publisher
-            .basic_publish(
-                CALL_EXCHANGE.into(),
-                queue_name(&address).into(),
-                BasicPublishOptions::default(),
-                &payload,
-                properties,
-            )
+        // alternate exchange, and the 404 comes back as its reply. The
+        // deadline covers the publish too, which waits while the connection
+        // is blocked.
+        let publish = link.publisher.basic_publish(
+            CALL_EXCHANGE.into(),
+            queue_name(&address).into(),
+            BasicPublishOptions::default(),
+            &payload,
+            properties,
+        );
+        let exchange = async {
+            publish
+                .await
+                .map_err(|_| RpcError::new(503, "the message broker is unreachable"))?;
+            answer.await.unwrap_or_else(|_| {
+                Err(RpcError::new(
+                    503,
+                    "the connection to the message broker was lost",
+                ))
+            })
+        };
+        tokio::time::timeout_at(deadline.into(), exchange)
             .await
-            .map_err(|_| RpcError::new(503, "the message broker is unreachable"))?;
-        match tokio::time::timeout_at(deadline.into(), answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(RpcError::new(
-                503,
-                "the connection to the message broker was lost",
-            )),
-            Err(_) => Err(deadline_passed(&address)),
-        }
+            .unwrap_or_else(|_| Err(deadline_passed(&address)))
     }
 }
 
@@ -826,6 +839,7 @@ impl Forward for Broker {
     fn status(&self) -> Value {
         serde_json::json!({
             "state": self.state(),
+            "blocked": self.current_link().is_some_and(|link| link.connection.status().blocked()),
             "uri": redact(&self.config.uri),
             "pendingReplies": self.pending().len(),
             "callsHeld": self.in_flight.load(Ordering::Relaxed),
