@@ -149,7 +149,7 @@ impl State {
                 // Silent for three intervals (at least 3 s): gone.
                 let silent_after = Duration::from_millis(interval_ms.saturating_mul(3))
                     .max(Duration::from_secs(3));
-                let silent_at = now + silent_after;
+                let silent_at = crate::dispatch::after(now, silent_after);
                 self.next_expiry = Some(self.next_expiry.map_or(silent_at, |t| t.min(silent_at)));
                 self.instances.insert(
                     instance_id,
@@ -248,6 +248,15 @@ mod tests {
         assert_eq!(known(&mut state, start + s(10)), ["both"]);
         assert_eq!(known(&mut state, start + s(11)), Vec::<String>::new());
         assert!(state.instances.is_empty() && state.next_expiry.is_none());
+    }
+
+    #[test]
+    fn an_endless_interval_neither_panics_nor_expires() {
+        let start = Instant::now();
+        let mut state = State::default();
+        state.apply(announce("a", u64::MAX, &["one"]), start);
+        let year = Duration::from_secs(365 * 24 * 60 * 60);
+        assert_eq!(known(&mut state, start + year), ["one"]);
     }
 
     #[test]
