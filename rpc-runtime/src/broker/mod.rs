@@ -102,7 +102,8 @@ pub(crate) struct Broker {
     default_timeout: Duration,
     hosted: Vec<ProcedureSpec>,
     link: RwLock<Option<Link>>,
-    pending: Mutex<HashMap<String, Reply>>,
+    /// Calls waiting for their reply, by the id their messages carry.
+    pending: Mutex<HashMap<u64, Reply>>,
     next_id: AtomicU64,
     remote: Remote,
     state: watch::Sender<BrokerState>,
@@ -368,7 +369,7 @@ impl Broker {
             .clone()
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<String, Reply>> {
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Reply>> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -429,7 +430,7 @@ impl Broker {
                 .properties
                 .correlation_id()
                 .as_ref()
-                .map(|id| id.to_string())
+                .and_then(|id| wire::parse_correlation_id(id.as_str()))
             else {
                 continue;
             };
@@ -651,10 +652,9 @@ impl Broker {
         if remaining < Duration::from_millis(1) {
             return Err(deadline_passed(&call.address));
         }
-        let id = format!("{:x}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
-        let _waiting = Waiting::new(self, id.clone(), reply);
-        let address = call.address.clone();
+        let _waiting = Waiting::new(self, id, reply);
         let message = CallMessage {
             address: call.address,
             args: call.args,
@@ -665,8 +665,9 @@ impl Broker {
             timeout_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
         };
         let payload = serde_json::to_vec(&message).map_err(|_| RpcError::internal())?;
+        let address = message.address;
         let properties = BasicProperties::default()
-            .with_correlation_id(id.as_str().into())
+            .with_correlation_id(wire::correlation_id(id))
             .with_reply_to(REPLY_TO.into())
             .with_expiration(wire::expiration(remaining))
             .with_content_type(CONTENT_TYPE.into());
@@ -808,12 +809,12 @@ fn redact(uri: &str) -> String {
 /// A reply being waited for; forgotten when the wait ends, however it ends.
 struct Waiting<'a> {
     broker: &'a Broker,
-    id: String,
+    id: u64,
 }
 
 impl<'a> Waiting<'a> {
-    fn new(broker: &'a Broker, id: String, reply: Reply) -> Self {
-        broker.pending().insert(id.clone(), reply);
+    fn new(broker: &'a Broker, id: u64, reply: Reply) -> Self {
+        broker.pending().insert(id, reply);
         Waiting { broker, id }
     }
 }

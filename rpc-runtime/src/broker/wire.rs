@@ -45,6 +45,22 @@ pub(crate) fn expiration(remaining: std::time::Duration) -> lapin::types::ShortS
         .into()
 }
 
+/// The `correlation_id` of the call a gateway numbered `id`: its counter
+/// in hex.
+pub(crate) fn correlation_id(id: u64) -> lapin::types::ShortString {
+    format!("{id:x}").into()
+}
+
+/// The number back from a reply's `correlation_id`; `None` for an id no
+/// gateway generated (which matches no waiting call).
+pub(crate) fn parse_correlation_id(id: &str) -> Option<u64> {
+    // `from_str_radix` alone would also take a leading `+`.
+    id.bytes()
+        .all(|b| b.is_ascii_hexdigit())
+        .then(|| u64::from_str_radix(id, 16).ok())
+        .flatten()
+}
+
 /// The arguments `rpc.calls` is declared with: unroutable calls go to
 /// `rpc.unroutable`.
 pub(crate) fn call_exchange_arguments() -> FieldTable {
@@ -176,6 +192,16 @@ mod tests {
         use std::time::Duration;
         assert_eq!(expiration(Duration::from_millis(1500)).as_str(), "1500");
         assert_eq!(expiration(Duration::MAX).as_str(), "4294967295");
+    }
+
+    #[test]
+    fn correlation_ids_round_trip_and_strangers_match_nothing() {
+        for id in [0, 1, 0xabc, u64::MAX] {
+            assert_eq!(parse_correlation_id(correlation_id(id).as_str()), Some(id));
+        }
+        for stranger in ["", "+1", "-1", "x", "1 ", "10000000000000000", "é"] {
+            assert_eq!(parse_correlation_id(stranger), None, "{stranger:?}");
+        }
     }
 
     #[test]
