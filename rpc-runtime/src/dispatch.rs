@@ -123,13 +123,21 @@ impl Dispatcher {
         // Hooks see the request as it came; only then is it copied.
         let record = (!self.events.is_empty()).then(|| call.clone());
         let local = self.registry.get(&call.address);
-        let remote_address = local.is_none().then(|| call.address.clone());
+        // A call no local procedure runs is counted under its address, whose
+        // row is looked up before the call moves on; the address is copied
+        // only while it has no row yet.
+        let remote_row = local.is_none().then(|| {
+            self.telemetry
+                .known(&call.address)
+                .ok_or_else(|| call.address.clone())
+        });
         let (kind, result) = self.route(call, local).instrument(span.clone()).await;
         let duration = started.elapsed();
         let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
-        match (local, &remote_address) {
+        match (local, remote_row) {
             (Some(local), _) => self.telemetry.record(&local.stats, code, duration),
-            (None, Some(address)) => self.telemetry.record_other(address, code, duration),
+            (None, Some(Ok(stats))) => self.telemetry.record(&stats, code, duration),
+            (None, Some(Err(address))) => self.telemetry.record_other(&address, code, duration),
             (None, None) => {}
         }
         span.record("rpc.code", code);

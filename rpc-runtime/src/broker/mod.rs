@@ -78,19 +78,21 @@ pub enum BrokerState {
 
 type Reply = oneshot::Sender<Result<Value, RpcError>>;
 
-/// One live connection with the channel everything is published on.
+/// One live connection with the channel everything is published on; cheap
+/// to clone (a lapin `Channel` is a bundle of a dozen `Arc`s, so it is
+/// shared rather than cloned per call).
 #[derive(Clone)]
 struct Link {
     connection: Arc<Connection>,
     /// Publishes calls, replies and announcements, and consumes the replies
     /// to its calls from direct reply-to (which must be the same channel).
-    publisher: Channel,
+    publisher: Arc<Channel>,
 }
 
 /// What the supervisor holds while connected.
 struct Session {
     link: Link,
-    consumers: Vec<(Channel, String)>,
+    consumers: Vec<(Arc<Channel>, String)>,
     tasks: Vec<JoinHandle<()>>,
     lost: Arc<Notify>,
 }
@@ -292,7 +294,7 @@ impl Broker {
 
         let link = Link {
             connection,
-            publisher,
+            publisher: Arc::new(publisher),
         };
         let lost = Arc::new(Notify::new());
         let mut tasks = Vec::new();
@@ -304,7 +306,7 @@ impl Broker {
 
         // Handler side: one shared queue per hosted procedure.
         if !self.hosted.is_empty() {
-            let channel = open_channel(&link.connection).await?;
+            let channel = Arc::new(open_channel(&link.connection).await?);
             channel
                 .basic_qos(self.config.prefetch, BasicQosOptions::default())
                 .await
@@ -464,7 +466,7 @@ impl Broker {
                 Ok(message) => not_found(&message.address),
                 Err(_) => RpcError::not_found("no such procedure"),
             };
-            publish_reply(&link, reply_to.as_str(), correlation_id.clone(), Err(error)).await;
+            publish_reply(&link, reply_to.clone(), correlation_id.clone(), Err(error)).await;
         }
         lost.notify_one();
     }
@@ -535,7 +537,7 @@ impl Broker {
     async fn serve_queue(
         self: Arc<Self>,
         mut consumer: lapin::Consumer,
-        channel: Channel,
+        channel: Arc<Channel>,
         link: Link,
         lost: Arc<Notify>,
     ) {
@@ -575,11 +577,7 @@ impl Broker {
             let _ = ack.await;
             return;
         }
-        let reply_to = delivery
-            .properties
-            .reply_to()
-            .as_ref()
-            .map(|r| r.to_string());
+        let reply_to = delivery.properties.reply_to().clone();
         let correlation_id = delivery.properties.correlation_id().clone();
         let result = match serde_json::from_slice::<CallMessage>(&delivery.data) {
             Ok(message) if message.timeout_ms == 0 => {
@@ -607,7 +605,7 @@ impl Broker {
         };
         let reply = async {
             if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id) {
-                publish_reply(link, &reply_to, correlation_id, result).await;
+                publish_reply(link, reply_to, correlation_id, result).await;
             }
         };
         let _ = futures_util::future::join(reply, ack).await;
@@ -664,8 +662,15 @@ impl Broker {
             trace_id: call.trace_id,
             timeout_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
         };
-        let payload = serde_json::to_vec(&message).map_err(|_| RpcError::internal())?;
+        // Room for a typical call message, so that writing it rarely grows
+        // the buffer.
+        let mut payload = Vec::with_capacity(512);
+        serde_json::to_writer(&mut payload, &message).map_err(|_| RpcError::internal())?;
         let address = message.address;
+        let routing_key = match &remote {
+            Some(remote) => remote.queue.clone(),
+            None => queue_name(&address).into(),
+        };
         let properties = BasicProperties::default()
             .with_correlation_id(wire::correlation_id(id))
             .with_reply_to(REPLY_TO.into())
@@ -677,7 +682,7 @@ impl Broker {
         // is blocked.
         let publish = link.publisher.basic_publish(
             CALL_EXCHANGE.into(),
-            queue_name(&address).into(),
+            routing_key,
             BasicPublishOptions::default(),
             &payload,
             properties,
@@ -720,7 +725,7 @@ async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Resu
 /// Sends the answer to a call to the reply-to address it came with.
 async fn publish_reply(
     link: &Link,
-    reply_to: &str,
+    reply_to: lapin::types::ShortString,
     correlation_id: lapin::types::ShortString,
     result: Result<Value, RpcError>,
 ) {
@@ -734,7 +739,7 @@ async fn publish_reply(
         .publisher
         .basic_publish(
             "".into(),
-            reply_to.into(),
+            reply_to,
             BasicPublishOptions::default(),
             &payload,
             properties,

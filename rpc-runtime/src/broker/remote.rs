@@ -2,7 +2,7 @@
 //! validators so that a gateway rejects bad calls without a broker hop, and
 //! the instances serving each, forgotten when they fall silent.
 
-use super::wire::Announcement;
+use super::wire::{Announcement, queue_name};
 use crate::registry;
 use crate::{Address, ProcedureSpec, RpcError};
 use jsonschema::Validator;
@@ -15,6 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// An announced procedure.
 pub(crate) struct RemoteProcedure {
     pub(crate) spec: ProcedureSpec,
+    /// Its queue, which is also the routing key of its calls.
+    pub(crate) queue: lapin::types::ShortString,
     validator: Validator,
 }
 
@@ -142,7 +144,11 @@ impl State {
                     {
                         self.procedures.insert(
                             spec.address.clone(),
-                            Arc::new(RemoteProcedure { spec, validator }),
+                            Arc::new(RemoteProcedure {
+                                queue: queue_name(&spec.address).into(),
+                                spec,
+                                validator,
+                            }),
                         );
                     }
                 }

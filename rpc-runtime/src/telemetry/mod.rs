@@ -193,15 +193,18 @@ impl Telemetry {
         stats
     }
 
-    /// Records a call that no local procedure ran: forwarded, or not found.
-    pub(crate) fn record_other(&self, address: &Address, code: u16, elapsed: Duration) {
-        let known = self
-            .by_address
+    /// The statistics of a procedure that has its own row already.
+    pub(crate) fn known(&self, address: &Address) -> Option<Arc<Stats>> {
+        self.by_address
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(address)
-            .cloned();
-        let stats = match known {
+            .cloned()
+    }
+
+    /// Records a call that no local procedure ran: forwarded, or not found.
+    pub(crate) fn record_other(&self, address: &Address, code: u16, elapsed: Duration) {
+        let stats = match self.known(address) {
             Some(stats) => stats,
             // A 404 names nothing real: it is not given a row of its own.
             None if code == 404 => self.other.clone(),
