@@ -409,15 +409,18 @@ impl Broker {
             }
         };
         let _ = tokio::time::timeout(self.default_timeout, finished).await;
-        if !self.hosted.is_empty() {
-            self.publish_announcement(
-                &session.link,
-                &Announcement::Goodbye {
-                    instance_id: self.handle.instance_id().to_owned(),
-                },
-            )
-            .await;
-        }
+        // Every server says goodbye (one that hosts nothing withdraws
+        // nothing): lapin writes publishes in the order they were queued,
+        // and acknowledgements before them, so once the goodbye is written
+        // every reply and acknowledgement queued before it is too, and the
+        // close that follows loses none.
+        self.publish_announcement(
+            &session.link,
+            &Announcement::Goodbye {
+                instance_id: self.handle.instance_id().to_owned(),
+            },
+        )
+        .await;
         let _ = session
             .link
             .connection
@@ -466,7 +469,7 @@ impl Broker {
                 Ok(message) => not_found(&message.address),
                 Err(_) => RpcError::not_found("no such procedure"),
             };
-            publish_reply(&link, reply_to.clone(), correlation_id.clone(), Err(error)).await;
+            publish_reply(&link, reply_to.clone(), correlation_id.clone(), Err(error));
         }
         lost.notify_one();
     }
@@ -559,29 +562,30 @@ impl Broker {
         lost.notify_one();
     }
 
-    /// Runs one delivered call, then sends its reply and acknowledges it.
+    /// Runs one delivered call, then queues its reply and its
+    /// acknowledgement.
     ///
     /// The acknowledgement goes straight to the consuming channel rather
     /// than through `Delivery::ack`, which routes it through lapin's
-    /// internal task; it and the reply are handed to the connection
-    /// together, so that they usually leave in one write.
+    /// internal task. Neither write is waited for (see [`queue`]); the
+    /// goodbye a draining server publishes last is written after them.
     async fn serve_delivery(
         &self,
         delivery: lapin::message::Delivery,
         channel: &Channel,
         link: &Link,
     ) {
-        let ack = channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default());
+        let ack = || queue(channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()));
         // At most once: a message delivered again may already have run.
         if delivery.redelivered {
-            let _ = ack.await;
+            ack();
             return;
         }
         let reply_to = delivery.properties.reply_to().clone();
         let correlation_id = delivery.properties.correlation_id().clone();
         let result = match serde_json::from_slice::<CallMessage>(&delivery.data) {
             Ok(message) if message.timeout_ms == 0 => {
-                let _ = ack.await;
+                ack();
                 return;
             }
             Ok(message) => {
@@ -603,12 +607,10 @@ impl Broker {
                 "malformed call message: {error}"
             ))),
         };
-        let reply = async {
-            if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id) {
-                publish_reply(link, reply_to, correlation_id, result).await;
-            }
-        };
-        let _ = futures_util::future::join(reply, ack).await;
+        if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id) {
+            publish_reply(link, reply_to, correlation_id, result);
+        }
+        ack();
     }
 
     /// Gateway side: checks what the announcement allows at the edge, then
@@ -677,9 +679,7 @@ impl Broker {
             .with_expiration(wire::expiration(remaining))
             .with_content_type(CONTENT_TYPE.into());
         // Without `mandatory` and confirms: a call no queue takes goes to the
-        // alternate exchange, and the 404 comes back as its reply. The
-        // deadline covers the publish too, which waits while the connection
-        // is blocked.
+        // alternate exchange, and the 404 comes back as its reply.
         let publish = link.publisher.basic_publish(
             CALL_EXCHANGE.into(),
             routing_key,
@@ -687,10 +687,10 @@ impl Broker {
             &payload,
             properties,
         );
+        if let Some(Err(_)) = queue(publish) {
+            return Err(RpcError::new(503, "the message broker is unreachable"));
+        }
         let exchange = async {
-            publish
-                .await
-                .map_err(|_| RpcError::new(503, "the message broker is unreachable"))?;
             answer.await.unwrap_or_else(|_| {
                 Err(RpcError::new(
                     503,
@@ -722,8 +722,18 @@ async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Resu
         .map_err(failed("bind a queue"))
 }
 
-/// Sends the answer to a call to the reply-to address it came with.
-async fn publish_reply(
+/// Queues a broker operation: lapin queues the frames of a publish or an
+/// acknowledgement in the first poll of its future, which then waits for
+/// them to be written. Waiting for that would only wake the task once more;
+/// a write that fails loses the connection, which fails every call waiting
+/// for a reply with 503. Yields the result if it is known at once (an
+/// error, when the channel is closed).
+fn queue<F: std::future::Future>(operation: F) -> Option<F::Output> {
+    futures_util::FutureExt::now_or_never(operation)
+}
+
+/// Queues the answer to a call for the reply-to address it came with.
+fn publish_reply(
     link: &Link,
     reply_to: lapin::types::ShortString,
     correlation_id: lapin::types::ShortString,
@@ -735,16 +745,13 @@ async fn publish_reply(
     let properties = BasicProperties::default()
         .with_correlation_id(correlation_id)
         .with_content_type(CONTENT_TYPE.into());
-    let _ = link
-        .publisher
-        .basic_publish(
-            "".into(),
-            reply_to,
-            BasicPublishOptions::default(),
-            &payload,
-            properties,
-        )
-        .await;
+    queue(link.publisher.basic_publish(
+        "".into(),
+        reply_to,
+        BasicPublishOptions::default(),
+        &payload,
+        properties,
+    ));
 }
 
 async fn open_channel(connection: &Connection) -> Result<Channel, Error> {

@@ -161,7 +161,7 @@ pub(crate) enum Announcement {
         interval_ms: u64,
         procedures: Vec<ProcedureSpec>,
     },
-    /// A handler server stops serving.
+    /// A server stops (a handler server withdraws its procedures).
     #[serde(rename_all = "camelCase")]
     Goodbye { instance_id: String },
     /// A server that just connected asks everyone to announce.
