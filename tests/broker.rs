@@ -539,6 +539,7 @@ async fn a_handler_server_finishes_the_calls_it_holds_when_it_shuts_down() {
         .expect("start");
     knows(&gateway, Address::new("drain", "linger", "1")).await;
     let http = Arc::new(http);
+    let started = std::time::Instant::now();
     let calls: Vec<_> = (0..5)
         .map(|_| {
             let http = http.clone();
@@ -554,6 +555,10 @@ async fn a_handler_server_finishes_the_calls_it_holds_when_it_shuts_down() {
         let (status, body) = call.await.expect("joined");
         assert_eq!((status, body["data"].clone()), (200, json!(400)));
     }
+    // Calls that wait run side by side, not one after another (which
+    // would take 2 s).
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(1600), "{elapsed:?}");
     assert_eq!(events.lock().expect("lock").len(), 5);
     // Gone now: the gateway answers 404 at once.
     let (status, _) = http

@@ -550,12 +550,19 @@ impl Broker {
             let me = self.clone();
             let link = link.clone();
             let channel = channel.clone();
-            tokio::spawn(async move {
+            let mut serving = Box::pin(async move {
                 me.serve_delivery(delivery, &channel, &link).await;
                 if me.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
                     me.idle.notify_waiters();
                 }
             });
+            // Most calls finish in their first poll, reply and
+            // acknowledgement queued: they run here, without a task of
+            // their own. A call that waits goes on running in one, so that
+            // the queue's next calls do not wait for it.
+            if futures_util::FutureExt::now_or_never(serving.as_mut()).is_none() {
+                tokio::spawn(serving);
+            }
         }
         // The stream also ends when the consumer is cancelled at shutdown;
         // the supervisor is draining then and ignores the notification.
