@@ -78,8 +78,9 @@ impl Baseline {
             .expect("consume");
         tokio::spawn(async move {
             let _server = server;
-            // Each delivery in its own task, as the framework does, so that
-            // neither side waits for one reply before the next call.
+            // Each delivery in its own task, lapin's usual pattern, so that
+            // the consumer does not wait for one reply to be written before
+            // it takes the next call.
             while let Some(Ok(delivery)) = consumer.next().await {
                 let channel = channel.clone();
                 tokio::spawn(async move {
