@@ -11,7 +11,8 @@
 //! `BENCH_CONCURRENCY` (default 16) callers, alternating for `BENCH_ROUNDS`
 //! (default 6) rounds of `BENCH_MILLIS` (default 2000) ms; printed are
 //! calls/s (median ratio of rounds) and p50/p99 latency over all rounds,
-//! then p50/p99 with a single caller (unloaded latency). The loaded
+//! then p50/p99 with a single caller (unloaded latency), next to a single
+//! caller of a server hosting `add` itself (the HTTP leg alone). The loaded
 //! measurement runs twice: with HTTP clients, and with the callers spread
 //! over 4 WebSocket connections (the transport browser and mobile clients
 //! keep open), each call's latency taken from its frame to its answer.
@@ -441,8 +442,19 @@ async fn run() {
         );
     }
 
-    // Unloaded: one caller at a time.
-    let (mut framework_single, mut baseline_single) = (Vec::new(), Vec::new());
+    // Unloaded: one caller at a time. A server hosting `add` itself, with
+    // no broker, shows what the HTTP leg alone takes.
+    let local = Server::builder()
+        .name("bench-local")
+        .http("127.0.0.1:0")
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("the local server starts");
+    let local_addr = local.http_addr().expect("addr");
+    let (mut framework_single, mut baseline_single, mut local_single) =
+        (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         let run_framework = || http_latencies(addr, &request, 1, duration / 2);
         let run_baseline = || baseline_load(&baseline, 1, duration / 2);
@@ -455,6 +467,11 @@ async fn run() {
         };
         framework_single.extend(fl);
         baseline_single.extend(bl);
+        local_single.extend(
+            http_latencies(local_addr, &request, 1, duration / 4)
+                .await
+                .1,
+        );
     }
     let (fp50, fp99) = (
         percentile(&mut framework_single, 0.5),
@@ -472,6 +489,12 @@ async fn run() {
         fp50.as_secs_f64() / bp50.as_secs_f64(),
         fp99.as_secs_f64() / bp99.as_secs_f64()
     );
+    println!(
+        "single caller, add hosted by the HTTP server itself (the HTTP leg alone): p50 {:?} p99 {:?}",
+        percentile(&mut local_single, 0.5),
+        percentile(&mut local_single, 0.99)
+    );
+    let _ = local.shutdown().await;
     let _ = gateway.shutdown().await;
     let _ = handler.shutdown().await;
 }
