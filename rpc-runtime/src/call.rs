@@ -31,9 +31,9 @@ pub struct Call {
 /// Who made a call.
 ///
 /// On the wire an object tagged by `kind`: `{"kind": "client", "transport":
-/// "http", "server": "gateway-1"}`. It is read through [`CallerFields`],
-/// which takes the same objects without the buffering serde's internally
-/// tagged enums do (a call message carries one per call).
+/// "http", "server": "gateway-1"}`. It is read in one pass over a struct of
+/// every kind's fields, without the buffering that serde's internally
+/// tagged enums do (every call message carries one).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", try_from = "CallerFields")]
 #[non_exhaustive]
