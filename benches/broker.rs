@@ -12,7 +12,8 @@
 //! (default 6) rounds of `BENCH_MILLIS` (default 2000) ms; printed are
 //! calls/s (median ratio of rounds) and p50/p99 latency over all rounds,
 //! then p50/p99 with a single caller (unloaded latency), next to a single
-//! caller of a server hosting `add` itself (the HTTP leg alone). The loaded
+//! caller of a server hosting `add` itself (the HTTP leg alone), back to
+//! back and with the workers idle before each call. The loaded
 //! measurement runs twice: with HTTP clients, and with the callers spread
 //! over 4 WebSocket connections (the transport browser and mobile clients
 //! keep open), each call's latency taken from its frame to its answer.
@@ -269,6 +270,36 @@ async fn ws_latencies(
     gather(started, tasks).await
 }
 
+/// One caller on one connection that pauses 1 ms before each call, so that
+/// the runtime's workers are idle when it comes, as they are between
+/// forwarded calls while RabbitMQ works.
+async fn paced_latencies(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+    duration: Duration,
+) -> Vec<Duration> {
+    use tokio::io::AsyncWriteExt;
+    let deadline = Instant::now() + duration;
+    let mut latencies = Vec::new();
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return latencies;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut buffer = Vec::with_capacity(16 * 1024);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let sent = Instant::now();
+        if stream.write_all(request).await.is_err() {
+            break;
+        }
+        match rpc_benches::read_response(&mut stream, &mut buffer).await {
+            Ok((200, _)) => latencies.push(sent.elapsed()),
+            _ => break,
+        }
+    }
+    latencies
+}
+
 /// The numeric correlation id of a reply frame, read without parsing the
 /// whole envelope (the hand-written loop's caller parses nothing either);
 /// the envelope puts it last.
@@ -455,6 +486,7 @@ async fn run() {
     let local_addr = local.http_addr().expect("addr");
     let (mut framework_single, mut baseline_single, mut local_single) =
         (Vec::new(), Vec::new(), Vec::new());
+    let mut local_paced = Vec::new();
     for round in 1..=rounds {
         let run_framework = || http_latencies(addr, &request, 1, duration / 2);
         let run_baseline = || baseline_load(&baseline, 1, duration / 2);
@@ -472,6 +504,7 @@ async fn run() {
                 .await
                 .1,
         );
+        local_paced.extend(paced_latencies(local_addr, &request, duration / 4).await);
     }
     let (fp50, fp99) = (
         percentile(&mut framework_single, 0.5),
@@ -493,6 +526,11 @@ async fn run() {
         "single caller, add hosted by the HTTP server itself (the HTTP leg alone): p50 {:?} p99 {:?}",
         percentile(&mut local_single, 0.5),
         percentile(&mut local_single, 0.99)
+    );
+    println!(
+        "the same, the workers idle 1 ms before each call (as between forwarded calls): p50 {:?} p99 {:?}",
+        percentile(&mut local_paced, 0.5),
+        percentile(&mut local_paced, 0.99)
     );
     let _ = local.shutdown().await;
     let _ = gateway.shutdown().await;
