@@ -29,7 +29,9 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rpc_benches::AddArgs;
-use rpc_benches::{Tally, env_or, gather, http_latencies, percentile, post_request};
+use rpc_benches::{
+    Tally, env_or, framework_server, gather, http_latencies, percentile, post_request,
+};
 use rpc_runtime::Server;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -340,16 +342,13 @@ async fn run() {
         .start()
         .await
         .expect("the handler server starts (is RabbitMQ running?)");
-    let gateway = Server::builder()
-        .name("bench-gateway")
-        .http("127.0.0.1:0")
-        .host_none()
-        .broker(uri.clone())
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("the gateway starts");
+    let gateway = framework_server(
+        Server::builder()
+            .name("bench-gateway")
+            .host_none()
+            .broker(uri.clone()),
+    )
+    .await;
     let addr = gateway.http_addr().expect("addr");
     let request = post_request(br#"{"procedure":"add","scope":"math","args":{"a":40,"b":2}}"#);
     let baseline = Baseline::start(&uri).await;
@@ -475,14 +474,7 @@ async fn run() {
 
     // Unloaded: one caller at a time. A server hosting `add` itself, with
     // no broker, shows what the HTTP leg alone takes.
-    let local = Server::builder()
-        .name("bench-local")
-        .http("127.0.0.1:0")
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("the local server starts");
+    let local = framework_server(Server::builder().name("bench-local")).await;
     let local_addr = local.http_addr().expect("addr");
     let (mut framework_single, mut baseline_single, mut local_single) =
         (Vec::new(), Vec::new(), Vec::new());
