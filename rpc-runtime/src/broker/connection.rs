@@ -1,0 +1,363 @@
+//! The connection's life: connecting and declaring the topology,
+//! reconnecting with backoff when the connection is lost, and draining
+//! at shutdown.
+
+use super::wire::{
+    self, ANNOUNCE_EXCHANGE, Announcement, CALL_EXCHANGE, REPLY_TO, UNROUTABLE_EXCHANGE,
+    UNROUTABLE_QUEUE, queue_name,
+};
+use super::{Broker, BrokerState, Link, Reply};
+use crate::{Error, RpcError};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{Notify, oneshot, watch};
+use tokio::task::JoinHandle;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the supervisor holds while connected.
+struct Session {
+    link: Link,
+    consumers: Vec<(Arc<Channel>, String)>,
+    tasks: Vec<JoinHandle<()>>,
+    lost: Arc<Notify>,
+}
+
+impl Broker {
+    pub(super) async fn supervise(
+        self: Arc<Self>,
+        first: oneshot::Sender<Result<(), Error>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut first = Some(first);
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match self.connect().await {
+                Ok(session) => {
+                    backoff = MIN_BACKOFF;
+                    if let Some(first) = first.take() {
+                        let _ = first.send(Ok(()));
+                    }
+                    self.state.send_replace(BrokerState::Connected);
+                    let lost = session.lost.clone();
+                    tokio::select! {
+                        () = lost.notified() => {
+                            tracing::warn!(server = %self.handle.name(), "lost the connection to the message broker");
+                            self.drop_session(session);
+                        }
+                        () = stopped(&mut stop) => {
+                            self.drain(session).await;
+                            self.state.send_replace(BrokerState::Stopped);
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    if let Some(first) = first.take() {
+                        if self.config.retry_at_start {
+                            tracing::warn!(%error, "the message broker is unreachable; retrying");
+                            let _ = first.send(Ok(()));
+                        } else {
+                            let _ = first.send(Err(error));
+                            return;
+                        }
+                    }
+                }
+            }
+            self.state.send_replace(BrokerState::Connecting);
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stopped(&mut stop) => {
+                    self.state.send_replace(BrokerState::Stopped);
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Connects and declares the topology: replies, announcements, and a
+    /// queue per hosted procedure.
+    async fn connect(&self) -> Result<Session, Error> {
+        let name = format!("rpc:{}:{}", self.handle.name(), self.handle.instance_id());
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = Connection::connect(&self.config.uri, properties).await.map_err(|error| {
+            Error::Broker(format!(
+                "cannot connect to {}: {error}. Is RabbitMQ running? (`rabbitmq-server -detached` starts it)",
+                redact(&self.config.uri)
+            ))
+        })?;
+        let connection = Arc::new(connection);
+
+        // Calls go out on one channel that also takes their replies.
+        let publisher = open_channel(&connection).await?;
+        let replies = consume(&publisher, REPLY_TO, true, "consume direct reply-to").await?;
+        for (exchange, kind, arguments) in [
+            (
+                UNROUTABLE_EXCHANGE,
+                ExchangeKind::Fanout,
+                FieldTable::default(),
+            ),
+            (
+                CALL_EXCHANGE,
+                ExchangeKind::Direct,
+                wire::call_exchange_arguments(),
+            ),
+            (
+                ANNOUNCE_EXCHANGE,
+                ExchangeKind::Fanout,
+                FieldTable::default(),
+            ),
+        ] {
+            publisher
+                .exchange_declare(
+                    exchange.into(),
+                    kind,
+                    ExchangeDeclareOptions::default(),
+                    arguments,
+                )
+                .await
+                .map_err(failed("declare an exchange"))?;
+        }
+
+        // Calls nobody serves, answered with 404 by whichever server reads them.
+        let listener = open_channel(&connection).await?;
+        let shared = QueueDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        };
+        declare(
+            &listener,
+            UNROUTABLE_QUEUE,
+            shared,
+            "declare the unroutable queue",
+        )
+        .await?;
+        bind(&listener, UNROUTABLE_QUEUE, UNROUTABLE_EXCHANGE, "").await?;
+        let unroutable = consume(
+            &listener,
+            UNROUTABLE_QUEUE,
+            true,
+            "consume the unroutable queue",
+        )
+        .await?;
+
+        // Announcements: a fanout exchange, read through a queue of our own.
+        let own = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        };
+        let queue = declare(&listener, "", own, "declare the announcement queue").await?;
+        bind(&listener, &queue, ANNOUNCE_EXCHANGE, "").await?;
+        let announcements = consume(&listener, &queue, true, "consume announcements").await?;
+
+        let link = Link {
+            connection,
+            publisher: Arc::new(publisher),
+        };
+        let lost = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        let mut consumers = Vec::new();
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| Error::Broker("the server is stopping".into()))?;
+
+        // Handler side: one shared queue per hosted procedure.
+        if !self.hosted.is_empty() {
+            let channel = Arc::new(open_channel(&link.connection).await?);
+            channel
+                .basic_qos(self.config.prefetch, BasicQosOptions::default())
+                .await
+                .map_err(failed("set the prefetch"))?;
+            for spec in &self.hosted {
+                let queue = declare(
+                    &channel,
+                    &queue_name(&spec.address),
+                    shared,
+                    "declare a procedure queue",
+                )
+                .await?;
+                bind(&channel, &queue, CALL_EXCHANGE, &queue).await?;
+                let consumer =
+                    consume(&channel, &queue, false, "consume a procedure queue").await?;
+                consumers.push((channel.clone(), consumer.tag().to_string()));
+                tasks.push(tokio::spawn(me.clone().serve_queue(
+                    consumer,
+                    channel.clone(),
+                    link.clone(),
+                    lost.clone(),
+                )));
+            }
+        }
+        tasks.push(tokio::spawn(me.clone().read_replies(replies, lost.clone())));
+        tasks.push(tokio::spawn(me.clone().answer_unroutable(
+            unroutable,
+            link.clone(),
+            lost.clone(),
+        )));
+        tasks.push(tokio::spawn(me.clone().read_announcements(
+            announcements,
+            link.clone(),
+            lost.clone(),
+        )));
+        if !self.hosted.is_empty() {
+            tasks.push(tokio::spawn(me.clone().announce_periodically(link.clone())));
+        }
+        *self.link_slot() = Some(link.clone());
+        let query = Announcement::Query {
+            instance_id: self.handle.instance_id().to_owned(),
+        };
+        self.publish_announcement(&link, &query).await;
+        Ok(Session {
+            link,
+            consumers,
+            tasks,
+            lost,
+        })
+    }
+
+    /// Forgets a lost connection: every call waiting for a reply fails now.
+    fn drop_session(&self, session: Session) {
+        *self.link_slot() = None;
+        for task in session.tasks {
+            task.abort();
+        }
+        let waiting: Vec<Reply> = self.pending().drain().map(|(_, reply)| reply).collect();
+        for reply in waiting {
+            let _ = reply.send(Err(RpcError::new(
+                503,
+                "the connection to the message broker was lost",
+            )));
+        }
+    }
+
+    /// A clean stop: take no more calls, finish the ones held, say goodbye.
+    async fn drain(&self, session: Session) {
+        for (channel, tag) in &session.consumers {
+            let _ = channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
+        let finished = async {
+            while self.in_flight.load(Ordering::Acquire) > 0 {
+                let idle = self.idle.notified();
+                if self.in_flight.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(self.default_timeout, finished).await;
+        // Every server says goodbye (one that hosts nothing withdraws
+        // nothing): lapin writes publishes in the order they were queued,
+        // and acknowledgements before them, so once the goodbye is written
+        // every reply and acknowledgement queued before it is too, and the
+        // close that follows loses none.
+        self.publish_announcement(
+            &session.link,
+            &Announcement::Goodbye {
+                instance_id: self.handle.instance_id().to_owned(),
+            },
+        )
+        .await;
+        let _ = session
+            .link
+            .connection
+            .close(200, "shutting down".into())
+            .await;
+        self.drop_session(session);
+    }
+}
+
+/// Maps a failed broker operation to an error that says which one.
+fn failed(what: &'static str) -> impl Fn(lapin::Error) -> Error {
+    move |error| Error::Broker(format!("cannot {what}: {error}"))
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), Error> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(failed("bind a queue"))
+}
+
+async fn open_channel(connection: &Connection) -> Result<Channel, Error> {
+    connection
+        .create_channel()
+        .await
+        .map_err(failed("open a channel"))
+}
+
+/// Declares a queue (an empty name lets the broker name it); returns its name.
+async fn declare(
+    channel: &Channel,
+    name: &str,
+    options: QueueDeclareOptions,
+    what: &'static str,
+) -> Result<String, Error> {
+    let queue = channel
+        .queue_declare(name.into(), options, FieldTable::default())
+        .await
+        .map_err(failed(what))?;
+    Ok(queue.name().to_string())
+}
+
+async fn consume(
+    channel: &Channel,
+    queue: &str,
+    no_ack: bool,
+    what: &'static str,
+) -> Result<lapin::Consumer, Error> {
+    let options = BasicConsumeOptions {
+        no_ack,
+        ..Default::default()
+    };
+    channel
+        .basic_consume(queue.into(), "".into(), options, FieldTable::default())
+        .await
+        .map_err(failed(what))
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The URI without its password, for messages.
+pub(super) fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &uri[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &uri[..scheme + 3], &uri[at..])
+        }
+        _ => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(super::redact("amqp://localhost"), "amqp://localhost");
+    }
+}

@@ -1,0 +1,157 @@
+//! Gateway side: forwarding a call it does not host and waiting for the
+//! reply.
+
+use super::wire::{
+    self, CALL_EXCHANGE, CONTENT_TYPE, CallMessage, REPLY_TO, ReplyMessage, queue_name,
+};
+use super::{Broker, Reply, queue};
+use crate::dispatch::deadline_in;
+use crate::{Address, Call, RpcError};
+use futures_util::StreamExt;
+use lapin::BasicProperties;
+use lapin::options::BasicPublishOptions;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, oneshot};
+
+impl Broker {
+    /// Gateway side: checks what the announcement allows at the edge, then
+    /// publishes and waits for the reply until the deadline.
+    pub(super) async fn forward_call(&self, call: Call) -> Result<Value, RpcError> {
+        let remote = self.remote.get(&call.address);
+        let mut timeout = self.default_timeout;
+        if let Some(remote) = &remote {
+            if remote.spec.internal && !call.internal {
+                return Err(RpcError::forbidden(format!(
+                    "{} is internal: only other procedures may call it",
+                    call.address
+                )));
+            }
+            if remote.spec.auth
+                && let Some(dispatcher) = self.dispatcher.upgrade()
+            {
+                dispatcher.authenticate(call.identity.as_ref()).await?;
+            }
+            remote.validate(&call.args)?;
+            if let Some(ms) = remote.spec.timeout_ms {
+                timeout = Duration::from_millis(ms);
+            }
+        }
+        let Some(link) = self.current_link() else {
+            return Err(RpcError::new(503, "the message broker is unreachable"));
+        };
+        // Under a resource alarm RabbitMQ takes nothing from publishers:
+        // a call would only wait in the connection's buffer.
+        if link.connection.status().blocked() {
+            return Err(RpcError::new(
+                503,
+                "the message broker is refusing messages (resource alarm)",
+            ));
+        }
+        let own_deadline = deadline_in(timeout);
+        let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining < Duration::from_millis(1) {
+            return Err(deadline_passed(&call.address));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let _waiting = Waiting::new(self, id, reply);
+        let message = CallMessage {
+            address: call.address,
+            args: call.args,
+            identity: call.identity,
+            internal: call.internal,
+            caller: call.caller,
+            trace_id: call.trace_id,
+            timeout_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
+        };
+        // Room for a typical call message, so that writing it rarely grows
+        // the buffer.
+        let mut payload = Vec::with_capacity(512);
+        serde_json::to_writer(&mut payload, &message).map_err(|_| RpcError::internal())?;
+        let address = message.address;
+        let routing_key = match &remote {
+            Some(remote) => remote.queue.clone(),
+            None => queue_name(&address).into(),
+        };
+        let properties = BasicProperties::default()
+            .with_correlation_id(wire::correlation_id(id))
+            .with_reply_to(REPLY_TO.into())
+            .with_expiration(wire::expiration(remaining))
+            .with_content_type(CONTENT_TYPE.into());
+        // Without `mandatory` and confirms: a call no queue takes goes to the
+        // alternate exchange, and the 404 comes back as its reply.
+        let publish = link.publisher.basic_publish(
+            CALL_EXCHANGE.into(),
+            routing_key,
+            BasicPublishOptions::default(),
+            &payload,
+            properties,
+        );
+        if let Some(Err(_)) = queue(publish) {
+            return Err(RpcError::new(503, "the message broker is unreachable"));
+        }
+        let exchange = async {
+            answer.await.unwrap_or_else(|_| {
+                Err(RpcError::new(
+                    503,
+                    "the connection to the message broker was lost",
+                ))
+            })
+        };
+        tokio::time::timeout_at(deadline.into(), exchange)
+            .await
+            .unwrap_or_else(|_| Err(deadline_passed(&address)))
+    }
+
+    pub(super) async fn read_replies(
+        self: Arc<Self>,
+        mut replies: lapin::Consumer,
+        lost: Arc<Notify>,
+    ) {
+        while let Some(Ok(delivery)) = replies.next().await {
+            let Some(id) = delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .and_then(|id| wire::parse_correlation_id(id.as_str()))
+            else {
+                continue;
+            };
+            let Some(reply) = self.pending().remove(&id) else {
+                continue;
+            };
+            let result = serde_json::from_slice::<ReplyMessage>(&delivery.data)
+                .map_err(|_| RpcError::new(502, "a handler server sent a malformed reply"))
+                .and_then(ReplyMessage::into_result);
+            let _ = reply.send(result);
+        }
+        lost.notify_one();
+    }
+}
+
+fn deadline_passed(address: &Address) -> RpcError {
+    RpcError::new(504, format!("{address} did not answer before the deadline"))
+}
+
+/// A reply being waited for; forgotten when the wait ends, however it ends.
+struct Waiting<'a> {
+    broker: &'a Broker,
+    id: u64,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(broker: &'a Broker, id: u64, reply: Reply) -> Self {
+        broker.pending().insert(id, reply);
+        Waiting { broker, id }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.broker.pending().remove(&self.id);
+    }
+}

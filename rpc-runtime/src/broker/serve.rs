@@ -1,0 +1,154 @@
+//! Handler side: running the calls delivered on the queues of the hosted
+//! procedures, and answering 404 to the calls nobody serves.
+
+use super::wire::{CONTENT_TYPE, CallMessage, ReplyMessage};
+use super::{Broker, Link, queue};
+use crate::dispatch::deadline_in;
+use crate::{Address, Call, RpcError};
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicPublishOptions};
+use lapin::{BasicProperties, Channel};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+impl Broker {
+    /// Handler side: runs every call delivered on one procedure queue.
+    pub(super) async fn serve_queue(
+        self: Arc<Self>,
+        mut consumer: lapin::Consumer,
+        channel: Arc<Channel>,
+        link: Link,
+        lost: Arc<Notify>,
+    ) {
+        while let Some(delivery) = consumer.next().await {
+            let Ok(delivery) = delivery else { break };
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            let me = self.clone();
+            let link = link.clone();
+            let channel = channel.clone();
+            let mut serving = Box::pin(async move {
+                me.serve_delivery(delivery, &channel, &link).await;
+                if me.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    me.idle.notify_waiters();
+                }
+            });
+            // Most calls finish in their first poll, reply and
+            // acknowledgement queued: they run here, without a task of
+            // their own. A call that waits goes on running in one, so that
+            // the queue's next calls do not wait for it.
+            if futures_util::FutureExt::now_or_never(serving.as_mut()).is_none() {
+                tokio::spawn(serving);
+            }
+        }
+        // The stream also ends when the consumer is cancelled at shutdown;
+        // the supervisor is draining then and ignores the notification.
+        lost.notify_one();
+    }
+
+    /// Runs one delivered call, then queues its reply and its
+    /// acknowledgement.
+    ///
+    /// The acknowledgement goes straight to the consuming channel rather
+    /// than through `Delivery::ack`, which routes it through lapin's
+    /// internal task. Neither write is waited for (see [`queue`]); the
+    /// goodbye a draining server publishes last is written after them.
+    async fn serve_delivery(
+        &self,
+        delivery: lapin::message::Delivery,
+        channel: &Channel,
+        link: &Link,
+    ) {
+        let ack = || queue(channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()));
+        // At most once: a message delivered again may already have run.
+        if delivery.redelivered {
+            ack();
+            return;
+        }
+        let reply_to = delivery.properties.reply_to().clone();
+        let correlation_id = delivery.properties.correlation_id().clone();
+        let result = match serde_json::from_slice::<CallMessage>(&delivery.data) {
+            Ok(message) if message.timeout_ms == 0 => {
+                ack();
+                return;
+            }
+            Ok(message) => {
+                let call = Call {
+                    address: message.address,
+                    args: message.args,
+                    identity: message.identity,
+                    internal: message.internal,
+                    caller: message.caller,
+                    trace_id: message.trace_id,
+                    deadline: Some(deadline_in(Duration::from_millis(message.timeout_ms))),
+                };
+                match self.dispatcher.upgrade() {
+                    Some(dispatcher) => dispatcher.dispatch(call).await,
+                    None => Err(RpcError::new(503, "the handler server is stopping")),
+                }
+            }
+            Err(error) => Err(RpcError::bad_request(format!(
+                "malformed call message: {error}"
+            ))),
+        };
+        if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id) {
+            publish_reply(link, reply_to, correlation_id, result);
+        }
+        ack();
+    }
+
+    /// Answers 404 to the calls the call exchange could route nowhere
+    /// (whichever server published them: the reply goes to its reply-to).
+    pub(super) async fn answer_unroutable(
+        self: Arc<Self>,
+        mut unroutable: lapin::Consumer,
+        link: Link,
+        lost: Arc<Notify>,
+    ) {
+        while let Some(Ok(delivery)) = unroutable.next().await {
+            let (Some(reply_to), Some(correlation_id)) = (
+                delivery.properties.reply_to(),
+                delivery.properties.correlation_id(),
+            ) else {
+                continue;
+            };
+            let error = match serde_json::from_slice::<CallMessage>(&delivery.data) {
+                Ok(message) => not_found(&message.address),
+                Err(_) => RpcError::not_found("no such procedure"),
+            };
+            publish_reply(&link, reply_to.clone(), correlation_id.clone(), Err(error));
+        }
+        lost.notify_one();
+    }
+}
+
+/// Queues the answer to a call for the reply-to address it came with.
+fn publish_reply(
+    link: &Link,
+    reply_to: lapin::types::ShortString,
+    correlation_id: lapin::types::ShortString,
+    result: Result<Value, RpcError>,
+) {
+    let Ok(payload) = serde_json::to_vec(&ReplyMessage::from_result(result)) else {
+        return;
+    };
+    let properties = BasicProperties::default()
+        .with_correlation_id(correlation_id)
+        .with_content_type(CONTENT_TYPE.into());
+    queue(link.publisher.basic_publish(
+        "".into(),
+        reply_to,
+        BasicPublishOptions::default(),
+        &payload,
+        properties,
+    ));
+}
+
+fn not_found(address: &Address) -> RpcError {
+    RpcError::not_found(format!(
+        "no procedure {:?} in scope {:?} with version {:?}",
+        address.procedure, address.scope, address.version
+    ))
+}
