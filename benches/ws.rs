@@ -11,20 +11,26 @@
 //!    does the same envelope work, alternating rounds; the median ratio is
 //!    printed. `BENCH_CONNECTIONS` (default 8), `BENCH_IN_FLIGHT` (16),
 //!    `BENCH_ROUNDS` (12) and `BENCH_MILLIS` (1500) adjust it.
-//!    For a deterministic cross-check, `BENCH_ONLY=framework|baseline
+//!    For a deterministic cross-check, `BENCH_ONLY=framework|baseline|client
 //!    BENCH_CALLS=n` makes `n` calls (16 in flight) on one connection to one
-//!    side and exits, for counting instructions under callgrind.
+//!    side (`client`: the framework, through `WsClient`) and exits, for
+//!    counting instructions under callgrind.
+//!    Then the framework's typed client, [`rpc_runtime::WsClient`], makes
+//!    the same calls to the same server (`BENCH_IN_FLIGHT` callers sharing
+//!    each of `BENCH_CONNECTIONS` clients), against the lean hand-written
+//!    client above that only sends frames and checks their status.
 //! 2. The resident memory of a server process (this binary, started again
 //!    as a child) before and after `BENCH_IDLE` (default 10,000) connections
 //!    have each set an identity, per connection.
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
-use rpc_benches::AddArgs;
+use rpc_benches::{AddArgs, add};
 use rpc_benches::{Tally, baseline_server, compare, env_or, framework_server, gather};
-use rpc_runtime::Server;
+use rpc_runtime::{Server, WsClient};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite;
@@ -179,12 +185,12 @@ async fn throughput() {
     .await;
 
     if let Ok(only) = std::env::var("BENCH_ONLY") {
-        let addr = if only == "framework" {
-            framework_addr
-        } else {
-            baseline_addr
-        };
-        counted(addr, env_or("BENCH_CALLS", 1000)).await;
+        let calls = env_or("BENCH_CALLS", 1000);
+        match only.as_str() {
+            "framework" => counted(framework_addr, calls).await,
+            "client" => counted_typed(framework_addr, calls).await,
+            _ => counted(baseline_addr, calls).await,
+        }
         return;
     }
     println!(
@@ -203,7 +209,63 @@ async fn throughput() {
     )
     .await;
     println!("RESULT ws framework/hand-written = {ratio:.3} (median of rounds; target >= 0.90)");
+
+    println!(
+        "typed client: {connections} WsClient x {in_flight} callers against the hand-written client, same server"
+    );
+    typed_client_load(framework_addr, connections, in_flight, warm).await;
+    let ratio = compare(
+        "WsClient",
+        "hand-written client",
+        rounds,
+        || typed_client_load(framework_addr, connections, in_flight, duration),
+        || ws_load(framework_addr, connections, in_flight, duration),
+    )
+    .await;
+    println!("RESULT ws typed client/hand-written client = {ratio:.3} (median of rounds)");
     let _ = framework.shutdown().await;
+}
+
+/// `in_flight` callers sharing each of `connections` typed clients, each
+/// caller with one call outstanding: the load of [`ws_load`], through
+/// [`WsClient::call`].
+async fn typed_client_load(
+    addr: SocketAddr,
+    connections: usize,
+    in_flight: usize,
+    duration: Duration,
+) -> Tally {
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        let client = WsClient::connect(format!("ws://{addr}/"))
+            .await
+            .expect("connect");
+        clients.push(Arc::new(client));
+    }
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks = clients
+        .iter()
+        .flat_map(|client| std::iter::repeat_n(client, in_flight))
+        .map(|client| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                while Instant::now() < deadline {
+                    match client.call::<add>(AddArgs { a: 40, b: 2 }).await {
+                        Ok(42) => tally.ok += 1,
+                        _ => tally.failed += 1,
+                    }
+                }
+                (tally, Vec::new())
+            })
+        })
+        .collect();
+    let (tally, _) = gather(started, tasks).await;
+    for client in clients {
+        client.close();
+    }
+    tally
 }
 
 /// Makes exactly `calls` calls, 16 in flight, on one connection.
@@ -229,6 +291,27 @@ async fn counted(addr: SocketAddr, calls: u64) {
             }
         }
     }
+}
+
+/// Makes exactly `calls` calls (rounded down to a multiple of 16) through
+/// one [`WsClient`] shared by 16 callers.
+async fn counted_typed(addr: SocketAddr, calls: u64) {
+    let client = WsClient::connect(format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    let callers = (0..16).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for _ in 0..calls / 16 {
+                let sum = client.call::<add>(AddArgs { a: 40, b: 2 }).await;
+                assert_eq!(sum.ok(), Some(42));
+            }
+        })
+    });
+    for caller in callers.collect::<Vec<_>>() {
+        caller.await.expect("caller");
+    }
+    client.close();
 }
 
 /// The child process: a server that prints its address and waits.
