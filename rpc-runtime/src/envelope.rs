@@ -222,28 +222,41 @@ pub(crate) fn encode_response(
     out
 }
 
-/// A response as read by clients.
+/// A frame as read by clients: a response, or (over WebSocket) a server
+/// message, which has no code.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub(crate) struct WireIn {
-    pub(crate) code: u16,
+    pub(crate) code: Option<u16>,
     #[serde(default)]
     pub(crate) data: Value,
     #[serde(default)]
     pub(crate) message: Option<String>,
     #[serde(default)]
     pub(crate) errors: Vec<FieldError>,
-    #[serde(rename = "correlationId", default)]
+    #[serde(default)]
     pub(crate) correlation_id: Option<Value>,
+    /// Present, even as `null`, only in a server message.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) server_message: Option<Value>,
+}
+
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(value).map(Some)
 }
 
 #[cfg_attr(not(feature = "client"), allow(dead_code))]
 impl WireIn {
     pub(crate) fn into_result(self) -> Result<Value, RpcError> {
-        if (200..300).contains(&self.code) {
+        let Some(code) = self.code else {
+            return Err(RpcError::new(502, "the response has no code"));
+        };
+        if (200..300).contains(&code) {
             Ok(self.data)
         } else {
-            let mut error = RpcError::new(self.code, self.message.unwrap_or_default());
+            let mut error = RpcError::new(code, self.message.unwrap_or_default());
             if !self.errors.is_empty() {
                 let message = error.message().to_owned();
                 error = RpcError::invalid_args(self.errors);

@@ -1,6 +1,6 @@
 //! Calls over HTTP: stateless, the identity travels in every call.
 
-use super::{decode_output, decode_response, encode_args, envelope};
+use super::{CallEnvelope, decode_output, decode_response};
 use crate::{Address, Identity, Procedure, RpcError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -37,25 +37,30 @@ impl HttpClient {
         P::Args: Serialize,
         P::Output: DeserializeOwned,
     {
-        let data = self
-            .call_json(Address::of::<P>(), encode_args::<P>(args)?)
-            .await?;
-        decode_output::<P>(data)
+        let body = self.encode(CallEnvelope::of::<P>(&args))?;
+        decode_output::<P>(self.post(body).await?)
     }
 
     /// Calls a procedure by address with JSON args.
     pub async fn call_json(&self, address: Address, args: Value) -> Result<Value, RpcError> {
-        let mut body = envelope(&address, args);
-        if let Some(identity) = &self.identity {
-            body.insert(
-                "identity".into(),
-                serde_json::to_value(identity).unwrap_or_default(),
-            );
-        }
+        let body = self.encode(CallEnvelope::to(&address, &args))?;
+        self.post(body).await
+    }
+
+    fn encode<'a, A: Serialize>(
+        &'a self,
+        mut envelope: CallEnvelope<'a, A>,
+    ) -> Result<Vec<u8>, RpcError> {
+        envelope.identity = self.identity.as_ref();
+        envelope.encode()
+    }
+
+    async fn post(&self, body: Vec<u8>) -> Result<Value, RpcError> {
         let response = self
             .http
             .post(&self.url)
-            .json(&body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await
             .map_err(|error| {

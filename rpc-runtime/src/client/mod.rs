@@ -11,17 +11,50 @@ pub use http::HttpClient;
 pub use ws::{ServerMessages, WsClient, WsClientBuilder};
 
 use crate::envelope::WireIn;
-use crate::{Procedure, RpcError};
+use crate::{Address, Identity, Procedure, RpcError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-fn encode_args<P: Procedure>(args: P::Args) -> Result<Value, RpcError>
-where
-    P::Args: Serialize,
-{
-    serde_json::to_value(args)
-        .map_err(|error| RpcError::bad_request(format!("args could not be encoded: {error}")))
+/// A call as the clients write it: the args, typed or JSON, are serialized
+/// where they are, with no `Value` in between.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallEnvelope<'a, A> {
+    procedure: &'a str,
+    scope: &'a str,
+    version: &'a str,
+    args: &'a A,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a Identity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<u64>,
+}
+
+impl<'a, A: Serialize> CallEnvelope<'a, A> {
+    fn of<P: Procedure>(args: &'a A) -> Self {
+        Self::new(P::SCOPE, P::NAME, P::VERSION, args)
+    }
+
+    fn to(address: &'a Address, args: &'a A) -> Self {
+        Self::new(&address.scope, &address.procedure, &address.version, args)
+    }
+
+    fn new(scope: &'a str, procedure: &'a str, version: &'a str, args: &'a A) -> Self {
+        CallEnvelope {
+            procedure,
+            scope,
+            version,
+            args,
+            identity: None,
+            correlation_id: None,
+        }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, RpcError> {
+        serde_json::to_vec(self)
+            .map_err(|error| RpcError::bad_request(format!("args could not be encoded: {error}")))
+    }
 }
 
 fn decode_output<P: Procedure>(data: Value) -> Result<P::Output, RpcError>
@@ -40,13 +73,4 @@ fn decode_response(bytes: &[u8]) -> Result<Value, RpcError> {
     serde_json::from_slice::<WireIn>(bytes)
         .map_err(|error| RpcError::new(502, format!("the response is not an envelope: {error}")))?
         .into_result()
-}
-
-fn envelope(address: &crate::Address, args: Value) -> Map<String, Value> {
-    let mut envelope = Map::new();
-    envelope.insert("procedure".into(), Value::String(address.procedure.clone()));
-    envelope.insert("scope".into(), Value::String(address.scope.clone()));
-    envelope.insert("version".into(), Value::String(address.version.clone()));
-    envelope.insert("args".into(), args);
-    envelope
 }

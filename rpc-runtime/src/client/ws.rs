@@ -3,13 +3,13 @@
 //! messages, and reconnects with backoff. After a reconnect it sends the
 //! identity again and takes no call before the server acknowledged it.
 
-use super::{decode_output, encode_args, envelope};
+use super::{CallEnvelope, decode_output};
 use crate::envelope::WireIn;
 use crate::{Address, Identity, Procedure, RpcError};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,10 +18,21 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How much one read of the socket takes at most.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// How many queued frames are written before the socket is read again.
+const MAX_BATCH: usize = 64;
+
 type Reply = oneshot::Sender<Result<Value, RpcError>>;
+
+/// Correlation ids: numbers, unique per client across reconnects.
+type CallId = u64;
 
 /// Configures a [`WsClient`].
 #[derive(Clone, Debug)]
@@ -99,8 +110,15 @@ struct Shared {
     connected: watch::Sender<u64>,
 }
 
+impl Shared {
+    fn next_id(&self) -> CallId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
 enum Command {
-    Call(Map<String, Value>, Reply),
+    /// A call frame, serialized by the caller with its correlation id.
+    Call(CallId, String, Reply),
     SetIdentity(Identity, Reply),
     ClientMessage(Value),
     Close,
@@ -145,16 +163,31 @@ impl WsClient {
         P::Args: Serialize,
         P::Output: DeserializeOwned,
     {
-        let data = self
-            .call_json(Address::of::<P>(), encode_args::<P>(args)?)
-            .await?;
-        decode_output::<P>(data)
+        let (id, frame) = self.encode(CallEnvelope::of::<P>(&args))?;
+        decode_output::<P>(self.call_frame(id, frame).await?)
     }
 
     /// Calls a procedure by address with JSON args.
     pub async fn call_json(&self, address: Address, args: Value) -> Result<Value, RpcError> {
+        let (id, frame) = self.encode(CallEnvelope::to(&address, &args))?;
+        self.call_frame(id, frame).await
+    }
+
+    /// Serializes a call in the caller's task, not the connection's.
+    fn encode<A: Serialize>(
+        &self,
+        mut envelope: CallEnvelope<'_, A>,
+    ) -> Result<(CallId, String), RpcError> {
+        let id = self.shared.next_id();
+        envelope.correlation_id = Some(id);
+        // serde_json writes UTF-8.
+        let frame = String::from_utf8(envelope.encode()?).unwrap_or_default();
+        Ok((id, frame))
+    }
+
+    async fn call_frame(&self, id: CallId, frame: String) -> Result<Value, RpcError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Call(envelope(&address, args), reply))?;
+        self.send(Command::Call(id, frame, reply))?;
         self.wait(answer).await
     }
 
@@ -243,7 +276,11 @@ async fn open(url: &str, token: Option<&str>) -> Result<Socket, RpcError> {
             .map_err(|_| RpcError::bad_request("the token is not a valid header value"))?;
         request.headers_mut().insert("authorization", value);
     }
-    match tokio_tungstenite::connect_async(request).await {
+    // Before every read tungstenite zeroes as much of its buffer as one
+    // read may fill (128 KiB by default); calls and responses are small. Nagle's algorithm
+    // would hold a call back while an earlier one is unacknowledged.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(RpcError::new(
             response.status().as_u16(),
@@ -261,7 +298,7 @@ struct Task {
     builder: WsClientBuilder,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
-    pending: HashMap<String, Reply>,
+    pending: HashMap<CallId, Reply>,
     identity: Option<Identity>,
 }
 
@@ -272,28 +309,25 @@ enum End {
 }
 
 impl Task {
-    fn next_id(&self) -> String {
-        format!("c{}", self.shared.next_id.fetch_add(1, Ordering::Relaxed))
-    }
-
     /// Sends the identity, if any, and waits for its acknowledgement; only
     /// then is the connection ready for calls.
     async fn handshake(&mut self, mut socket: Socket) -> Result<Socket, RpcError> {
         if let Some(identity) = self.identity.clone() {
-            let id = self.next_id();
+            let id = self.shared.next_id();
             let frame = serde_json::json!({ "identity": identity, "correlationId": id });
-            send(&mut socket, &frame).await?;
+            let sent = socket.send(Message::Text(frame.to_string().into())).await;
+            sent.map_err(connection_failed)?;
             loop {
                 match socket.next().await {
                     Some(Ok(Message::Text(text))) => {
-                        if let Ok(response) = serde_json::from_str::<WireIn>(text.as_str())
-                            && response.correlation_id.as_ref().and_then(Value::as_str)
-                                == Some(id.as_str())
-                        {
-                            response.into_result()?;
+                        let Ok(frame) = serde_json::from_str::<WireIn>(text.as_str()) else {
+                            continue;
+                        };
+                        if correlation_id(&frame) == Some(id) {
+                            frame.into_result()?;
                             break;
                         }
-                        self.on_text(text.as_str());
+                        self.on_frame(frame);
                     }
                     Some(Ok(_)) => {}
                     _ => {
@@ -342,28 +376,27 @@ impl Task {
             tokio::select! {
                 command = self.commands.recv() => {
                     let Some(command) = command else { return End::Closed };
-                    let frame = match command {
-                        Command::Close => return End::Closed,
-                        Command::Call(mut frame, reply) => {
-                            let id = self.next_id();
-                            frame.insert("correlationId".into(), Value::String(id.clone()));
-                            self.pending.insert(id, reply);
-                            Value::Object(frame)
+                    // Every frame queued by now goes out in one write.
+                    let mut next = Some(command);
+                    let mut batch = 0;
+                    while let Some(command) = next {
+                        let Some(frame) = self.frame(command) else { return End::Closed };
+                        if socket.feed(Message::Text(frame.into())).await.is_err() {
+                            return End::Lost;
                         }
-                        Command::SetIdentity(identity, reply) => {
-                            let id = self.next_id();
-                            self.identity = Some(identity.clone());
-                            self.pending.insert(id.clone(), reply);
-                            serde_json::json!({ "identity": identity, "correlationId": id })
-                        }
-                        Command::ClientMessage(message) => serde_json::json!({ "clientMessage": message }),
-                    };
-                    if send(socket, &frame).await.is_err() {
+                        batch += 1;
+                        next = if batch < MAX_BATCH { self.commands.try_recv().ok() } else { None };
+                    }
+                    if socket.flush().await.is_err() {
                         return End::Lost;
                     }
                 }
                 message = socket.next() => match message {
-                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                    Some(Ok(Message::Text(text))) => {
+                        if let Ok(frame) = serde_json::from_str::<WireIn>(text.as_str()) {
+                            self.on_frame(frame);
+                        }
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::Lost,
                     Some(Ok(_)) => {}
                 },
@@ -371,24 +404,36 @@ impl Task {
         }
     }
 
-    fn on_text(&mut self, text: &str) {
-        let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
-            return;
-        };
-        if let Some(message) = frame.remove("serverMessage") {
+    /// The frame a command sends; `None` for closing.
+    fn frame(&mut self, command: Command) -> Option<String> {
+        Some(match command {
+            Command::Close => return None,
+            Command::Call(id, frame, reply) => {
+                self.pending.insert(id, reply);
+                frame
+            }
+            Command::SetIdentity(identity, reply) => {
+                let id = self.shared.next_id();
+                let frame = serde_json::json!({ "identity": identity, "correlationId": id });
+                self.identity = Some(identity);
+                self.pending.insert(id, reply);
+                frame.to_string()
+            }
+            Command::ClientMessage(message) => {
+                serde_json::json!({ "clientMessage": message }).to_string()
+            }
+        })
+    }
+
+    /// A server message goes to the subscribers; a response to its caller.
+    fn on_frame(&mut self, frame: WireIn) {
+        if let Some(message) = frame.server_message {
             let _ = self.shared.messages.send(message);
             return;
         }
-        let Ok(response) = serde_json::from_value::<WireIn>(Value::Object(frame)) else {
-            return;
-        };
-        let id = response
-            .correlation_id
-            .as_ref()
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if let Some(reply) = id.and_then(|id| self.pending.remove(&id)) {
-            let _ = reply.send(response.into_result());
+        let reply = correlation_id(&frame).and_then(|id| self.pending.remove(&id));
+        if let Some(reply) = reply {
+            let _ = reply.send(frame.into_result());
         }
     }
 
@@ -399,9 +444,10 @@ impl Task {
     }
 }
 
-async fn send(socket: &mut Socket, frame: &Value) -> Result<(), RpcError> {
-    socket
-        .send(Message::Text(frame.to_string().into()))
-        .await
-        .map_err(|error| RpcError::new(503, format!("the connection failed: {error}")))
+fn correlation_id(frame: &WireIn) -> Option<CallId> {
+    frame.correlation_id.as_ref().and_then(Value::as_u64)
+}
+
+fn connection_failed(error: tokio_tungstenite::tungstenite::Error) -> RpcError {
+    RpcError::new(503, format!("the connection failed: {error}"))
 }
