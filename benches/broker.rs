@@ -30,7 +30,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rpc_benches::AddArgs;
 use rpc_benches::{
-    Tally, env_or, framework_server, gather, http_latencies, percentile, post_request,
+    Tally, env_or, framework_server, gather, http_latencies, percentile, post_request, ws_connect,
 };
 use rpc_runtime::Server;
 use std::collections::HashMap;
@@ -208,9 +208,6 @@ async fn baseline_load(
     gather(started, tasks).await
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// `concurrency` callers over 4 WebSocket connections, each caller with one
 /// call in flight: the same load as the HTTP callers, on WebSocket.
 async fn ws_latencies(
@@ -229,12 +226,7 @@ async fn ws_latencies(
             tokio::spawn(async move {
                 let mut tally = Tally::default();
                 let mut latencies = Vec::new();
-                let Ok((socket, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await else {
-                    tally.failed += 1;
-                    return (tally, latencies);
-                };
-                let socket: Socket = socket;
-                let (mut sink, mut stream) = socket.split();
+                let (mut sink, mut stream) = ws_connect(addr).await.split();
                 let frame = |id: usize| {
                     format!(r#"{{"procedure":"add","scope":"math","args":{{"a":40,"b":2}},"correlationId":{id}}}"#)
                 };

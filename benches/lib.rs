@@ -152,6 +152,24 @@ pub async fn framework_server(builder: rpc_runtime::ServerBuilder) -> rpc_runtim
         .expect("start")
 }
 
+/// A load generator's WebSocket connection.
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a load generator's WebSocket connection to `ws://{addr}/`, with
+/// small buffers: tungstenite zeroes as much of its read buffer as one read
+/// may fill (128 KiB by default) before every read, a cost that would be
+/// charged to the side measured, and ten thousand connections stay cheap.
+pub async fn ws_connect(addr: SocketAddr) -> WsStream {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), Some(config), false)
+        .await
+        .expect("connect")
+        .0
+}
+
 /// Serves a hand-written axum router on an ephemeral loopback port.
 pub async fn baseline_server(router: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -26,7 +26,9 @@
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
 use rpc_benches::{AddArgs, add};
-use rpc_benches::{Tally, baseline_server, compare, env_or, framework_server, gather};
+use rpc_benches::{
+    Tally, WsStream, baseline_server, compare, env_or, framework_server, gather, ws_connect,
+};
 use rpc_runtime::{Server, WsClient};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -80,27 +82,6 @@ async fn baseline(socket: WebSocket) {
     }
 }
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn client_config() -> tungstenite::protocol::WebSocketConfig {
-    // Small buffers, so that ten thousand client connections stay cheap.
-    tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-}
-
-async fn open(addr: SocketAddr) -> Client {
-    tokio_tungstenite::connect_async_with_config(
-        format!("ws://{addr}/"),
-        Some(client_config()),
-        false,
-    )
-    .await
-    .expect("connect")
-    .0
-}
-
 /// Keeps `in_flight` calls outstanding on each of `connections`.
 async fn ws_load(
     addr: SocketAddr,
@@ -115,7 +96,7 @@ async fn ws_load(
         .map(|_| {
             tokio::spawn(async move {
                 let mut tally = Tally::default();
-                let (mut sink, mut stream) = open(addr).await.split();
+                let (mut sink, mut stream) = ws_connect(addr).await.split();
                 for _ in 0..in_flight {
                     let _ = sink.feed(tungstenite::Message::Text(frame.into())).await;
                 }
@@ -271,7 +252,7 @@ async fn typed_client_load(
 /// Makes exactly `calls` calls, 16 in flight, on one connection.
 async fn counted(addr: SocketAddr, calls: u64) {
     let frame = r#"{"procedure":"add","scope":"math","args":{"a":40,"b":2},"correlationId":1}"#;
-    let (mut sink, mut stream) = open(addr).await.split();
+    let (mut sink, mut stream) = ws_connect(addr).await.split();
     let mut sent = 0;
     while sent < calls.min(16) {
         sink.send(tungstenite::Message::Text(frame.into()))
@@ -367,7 +348,7 @@ async fn idle_memory() {
     // Warm the server's allocator and runtime with a few connections first.
     let mut warm = Vec::new();
     for _ in 0..50 {
-        warm.push(identify(open(addr).await, 0).await);
+        warm.push(identify(ws_connect(addr).await, 0).await);
     }
     drop(warm);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -376,7 +357,7 @@ async fn idle_memory() {
     let mut clients = Vec::with_capacity(count);
     let mut pending = futures_util::stream::FuturesUnordered::new();
     for i in 0..count {
-        pending.push(async move { identify(open(addr).await, i).await });
+        pending.push(async move { identify(ws_connect(addr).await, i).await });
         if pending.len() >= 200
             && let Some(client) = pending.next().await
         {
@@ -402,7 +383,7 @@ async fn idle_memory() {
     let _ = child.kill().await;
 }
 
-async fn identify(mut client: Client, i: usize) -> Client {
+async fn identify(mut client: WsStream, i: usize) -> WsStream {
     let frame = json!({"identity": {"authorization": format!("Bearer user-{i:06}"), "deviceName": "bench"}, "correlationId": i});
     client
         .send(tungstenite::Message::Text(frame.to_string().into()))
