@@ -157,25 +157,33 @@ pub type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a load generator's WebSocket connection to `ws://{addr}/`, with
-/// small buffers: tungstenite zeroes as much of its read buffer as one read
-/// may fill (128 KiB by default) before every read, a cost that would be
-/// charged to the side measured, and ten thousand connections stay cheap.
+/// small buffers (tungstenite zeroes as much of its read buffer as one read
+/// may fill, 128 KiB by default, before every read: a cost that would be
+/// charged to the side measured; and ten thousand connections stay cheap)
+/// and without Nagle's algorithm, like the HTTP load generator.
 pub async fn ws_connect(addr: SocketAddr) -> WsStream {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
-    tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), Some(config), false)
+    tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), Some(config), true)
         .await
         .expect("connect")
         .0
 }
 
 /// Serves a hand-written axum router on an ephemeral loopback port.
+/// Like the framework's listener, it sets TCP_NODELAY on every connection:
+/// with Nagle's algorithm, answers to calls in flight on one connection
+/// would leave in fewer segments, a difference of TCP settings, not of code.
 pub async fn baseline_server(router: axum::Router) -> SocketAddr {
+    use axum::serve::ListenerExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let listener = listener.tap_io(|socket| {
+        let _ = socket.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, router).await });
     addr
 }
