@@ -90,7 +90,7 @@ impl WsClientBuilder {
             builder: self.clone(),
             shared: shared.clone(),
             commands: receiver,
-            pending: HashMap::new(),
+            pending: Pending::default(),
             identity: self.identity.clone(),
         };
         let ready = task.handshake(socket).await?;
@@ -298,7 +298,7 @@ struct Task {
     builder: WsClientBuilder,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
-    pending: HashMap<CallId, Reply>,
+    pending: Pending,
     identity: Option<Identity>,
 }
 
@@ -431,16 +431,56 @@ impl Task {
             let _ = self.shared.messages.send(message);
             return;
         }
-        let reply = correlation_id(&frame).and_then(|id| self.pending.remove(&id));
+        let reply = correlation_id(&frame).and_then(|id| self.pending.remove(id));
         if let Some(reply) = reply {
             let _ = reply.send(frame.into_result());
         }
     }
 
     fn fail_pending(&mut self, why: &'static str) {
-        for (_, reply) in self.pending.drain() {
+        for reply in self.pending.drain() {
             let _ = reply.send(Err(RpcError::new(503, why)));
         }
+    }
+}
+
+/// The calls waiting for their response. A caller that stopped waiting
+/// (its deadline passed) leaves its entry behind until the response comes,
+/// which a server may never send: entries nobody waits for are swept out
+/// whenever the map has doubled, so it stays within twice the calls really
+/// waiting.
+struct Pending {
+    replies: HashMap<CallId, Reply>,
+    sweep_at: usize,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            replies: HashMap::new(),
+            sweep_at: MIN_SWEEP,
+        }
+    }
+}
+
+/// The size below which the pending calls are never swept.
+const MIN_SWEEP: usize = 64;
+
+impl Pending {
+    fn insert(&mut self, id: CallId, reply: Reply) {
+        if self.replies.len() >= self.sweep_at {
+            self.replies.retain(|_, reply| !reply.is_closed());
+            self.sweep_at = (self.replies.len() * 2).max(MIN_SWEEP);
+        }
+        self.replies.insert(id, reply);
+    }
+
+    fn remove(&mut self, id: CallId) -> Option<Reply> {
+        self.replies.remove(&id)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Reply> + '_ {
+        self.replies.drain().map(|(_, reply)| reply)
     }
 }
 
@@ -450,4 +490,42 @@ fn correlation_id(frame: &WireIn) -> Option<CallId> {
 
 fn connection_failed(error: tokio_tungstenite::tungstenite::Error) -> RpcError {
     RpcError::new(503, format!("the connection failed: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_nobody_waits_for_are_swept_out() {
+        let mut pending = Pending::default();
+        let mut waiting = Vec::new();
+        for id in 0..10_000 {
+            let (reply, answer) = oneshot::channel();
+            pending.insert(id, reply);
+            // One caller in ten is still waiting; the others gave up.
+            if id % 10 == 0 {
+                waiting.push((id, answer));
+            }
+        }
+        assert!(
+            pending.replies.len() <= 2 * waiting.len() + MIN_SWEEP,
+            "{} entries for {} waiting calls",
+            pending.replies.len(),
+            waiting.len()
+        );
+        for (id, _answer) in &waiting {
+            assert!(pending.remove(*id).is_some(), "call {id} was swept out");
+        }
+    }
+
+    #[test]
+    fn a_small_map_is_not_swept() {
+        let mut pending = Pending::default();
+        for id in 0..MIN_SWEEP as CallId {
+            let (reply, _) = oneshot::channel();
+            pending.insert(id, reply);
+        }
+        assert_eq!(pending.replies.len(), MIN_SWEEP);
+    }
 }
