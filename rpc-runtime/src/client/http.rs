@@ -50,12 +50,12 @@ impl HttpClient {
     fn encode<'a, A: Serialize>(
         &'a self,
         mut envelope: CallEnvelope<'a, A>,
-    ) -> Result<Vec<u8>, RpcError> {
+    ) -> Result<String, RpcError> {
         envelope.identity = self.identity.as_ref();
         envelope.encode()
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<Value, RpcError> {
+    async fn post(&self, body: String) -> Result<Value, RpcError> {
         let response = self
             .http
             .post(&self.url)

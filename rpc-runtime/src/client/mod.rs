@@ -51,8 +51,8 @@ impl<'a, A: Serialize> CallEnvelope<'a, A> {
         }
     }
 
-    fn encode(&self) -> Result<Vec<u8>, RpcError> {
-        serde_json::to_vec(self)
+    fn encode(&self) -> Result<String, RpcError> {
+        serde_json::to_string(self)
             .map_err(|error| RpcError::bad_request(format!("args could not be encoded: {error}")))
     }
 }

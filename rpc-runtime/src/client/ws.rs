@@ -180,9 +180,7 @@ impl WsClient {
     ) -> Result<(CallId, String), RpcError> {
         let id = self.shared.next_id();
         envelope.correlation_id = Some(id);
-        // serde_json writes UTF-8.
-        let frame = String::from_utf8(envelope.encode()?).unwrap_or_default();
-        Ok((id, frame))
+        Ok((id, envelope.encode()?))
     }
 
     async fn call_frame(&self, id: CallId, frame: String) -> Result<Value, RpcError> {
@@ -277,8 +275,9 @@ async fn open(url: &str, token: Option<&str>) -> Result<Socket, RpcError> {
         request.headers_mut().insert("authorization", value);
     }
     // Before every read tungstenite zeroes as much of its buffer as one
-    // read may fill (128 KiB by default); calls and responses are small. Nagle's algorithm
-    // would hold a call back while an earlier one is unacknowledged.
+    // read may fill (128 KiB by default); calls and responses are small.
+    // Nagle's algorithm would hold a call back while an earlier one is
+    // unacknowledged.
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
     match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
         Ok((socket, _)) => Ok(socket),
