@@ -11,7 +11,8 @@
 //! `BENCH_CONCURRENCY` (default 16) callers, alternating for `BENCH_ROUNDS`
 //! (default 6) rounds of `BENCH_MILLIS` (default 2000) ms; printed are
 //! calls/s (median ratio of rounds) and p50/p99 latency over all rounds,
-//! then p50/p99 with a single caller (unloaded latency), next to a single
+//! then p50/p99 with a single caller (unloaded latency; over HTTP, and
+//! over one WebSocket connection for comparison), next to a single
 //! caller of a server hosting `add` itself (the HTTP leg alone), back to
 //! back and with the workers idle before each call. The loaded
 //! measurement runs twice: with HTTP clients, and with the callers spread
@@ -470,7 +471,7 @@ async fn run() {
     let local_addr = local.http_addr().expect("addr");
     let (mut framework_single, mut baseline_single, mut local_single) =
         (Vec::new(), Vec::new(), Vec::new());
-    let mut local_paced = Vec::new();
+    let (mut local_paced, mut framework_ws_single) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         let run_framework = || http_latencies(addr, &request, 1, duration / 2);
         let run_baseline = || baseline_load(&baseline, 1, duration / 2);
@@ -483,6 +484,7 @@ async fn run() {
         };
         framework_single.extend(fl);
         baseline_single.extend(bl);
+        framework_ws_single.extend(ws_latencies(addr, 1, duration / 2).await.1);
         local_single.extend(
             http_latencies(local_addr, &request, 1, duration / 4)
                 .await
@@ -505,6 +507,12 @@ async fn run() {
         "RESULT broker single-caller p50 framework/hand-written = {:.3}; p99 ratio {:.3}",
         fp50.as_secs_f64() / bp50.as_secs_f64(),
         fp99.as_secs_f64() / bp99.as_secs_f64()
+    );
+    let wp50 = percentile(&mut framework_ws_single, 0.5);
+    println!(
+        "single caller over one WebSocket connection: framework p50 {wp50:?} p99 {:?}; p50 ratio to hand-written {:.3}",
+        percentile(&mut framework_ws_single, 0.99),
+        wp50.as_secs_f64() / bp50.as_secs_f64()
     );
     println!(
         "single caller, add hosted by the HTTP server itself (the HTTP leg alone): p50 {:?} p99 {:?}",
