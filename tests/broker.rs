@@ -2,8 +2,9 @@
 //! 127.0.0.1:5672: load spread with each call run once, 404 for what nobody
 //! serves, deadlines, edge checks, calls between handler servers, identity,
 //! a broker connection closed under load, a handler server killed mid-call,
-//! graceful shutdown, and malformed messages on the broker itself. Each test uses scopes of its own, so that tests
-//! running at once do not share queues.
+//! graceful shutdown, a busy handler server leaving the backlog in the
+//! broker, and malformed messages on the broker itself. Each test uses
+//! scopes of its own, so that tests running at once do not share queues.
 
 use rpc_runtime::{Address, BrokerState, EventKind, Server, ServerBuilder};
 use rpc_tests::{Http, close_broker_connections, eventually, rabbitmq_uri};
@@ -117,6 +118,20 @@ mod procs {
     )]
     pub async fn patient() -> &'static str {
         "done"
+    }
+
+    /// How many `busy/crawl` calls run now, and the most that ran at once.
+    pub static CRAWLING: AtomicU64 = AtomicU64::new(0);
+    pub static MOST_CRAWLING: AtomicU64 = AtomicU64::new(0);
+
+    /// Sleeps, counting the calls that run at once.
+    #[rpc(procedure = "crawl", scope = "busy")]
+    pub async fn crawl(args: Sleep) -> u64 {
+        let now = CRAWLING.fetch_add(1, Ordering::SeqCst) + 1;
+        MOST_CRAWLING.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
+        CRAWLING.fetch_sub(1, Ordering::SeqCst);
+        args.ms
     }
 
     /// Sleeps, for shutdown tests.
@@ -435,6 +450,49 @@ async fn losing_the_broker_connection_fails_calls_with_503_then_recovers() {
 }
 
 #[tokio::test]
+async fn a_busy_handler_server_holds_its_prefetch_and_the_broker_keeps_the_rest() {
+    use std::sync::atomic::Ordering::SeqCst;
+    const PREFETCH: u16 = 4;
+    const CALLS: u64 = 48;
+    let (gateway, http) = gateway(&unique("gw-busy")).await;
+    let handler = base("busy-1")
+        .host(|a| a.scope == "busy")
+        .broker_prefetch(PREFETCH)
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("start");
+    knows(&gateway, Address::new("busy", "crawl", "1")).await;
+    let http = Arc::new(http);
+    let calls: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let http = http.clone();
+            tokio::spawn(async move {
+                http.call(json!({"procedure": "crawl", "scope": "busy", "args": {"ms": 200}}))
+                    .await
+            })
+        })
+        .collect();
+    // While the server works through the calls, the rest wait in the
+    // broker's queue, not in the server.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let raw = Raw::connect().await;
+    let waiting = raw.waiting("rpc|busy|crawl|1").await;
+    assert!(waiting > 0, "the broker holds the backlog");
+    for call in calls {
+        let (status, body) = call.await.expect("joined");
+        assert_eq!((status, &body["data"]), (200, &json!(200)), "{body}");
+    }
+    let most = procs::MOST_CRAWLING.load(SeqCst);
+    println!("{waiting} calls waited in the broker; at most {most} ran at once");
+    assert!(most <= u64::from(PREFETCH), "{most} calls ran at once");
+    assert!(most >= 2, "calls that wait run side by side: {most}");
+    handler.shutdown().await.expect("shutdown");
+    gateway.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
 async fn a_handler_server_killed_mid_call_leaves_504_by_the_deadline() {
     use tokio::io::AsyncBufReadExt;
     let (gateway, http) = gateway(&unique("gw-killed")).await;
@@ -690,6 +748,19 @@ impl Raw {
             .await
             .expect("bind");
         consume(&self.channel, queue).await
+    }
+
+    /// How many messages wait in a queue.
+    async fn waiting(&self, queue: &str) -> u32 {
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        self.channel
+            .queue_declare(queue.into(), passive, lapin::types::FieldTable::default())
+            .await
+            .expect("the queue exists")
+            .message_count()
     }
 
     async fn publish(&self, key: &str, body: &[u8], correlation_id: Option<&str>) {

@@ -27,6 +27,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 struct Session {
     link: Link,
     consumers: Vec<(Arc<Channel>, String)>,
+    /// One per procedure queue: runs its calls, and ends once its consumer
+    /// is cancelled and every call delivered before is taken.
+    serving: Vec<JoinHandle<()>>,
+    /// Replies, unroutable calls, announcements.
     tasks: Vec<JoinHandle<()>>,
     lost: Arc<Notify>,
 }
@@ -166,6 +170,7 @@ impl Broker {
         };
         let lost = Arc::new(Notify::new());
         let mut tasks = Vec::new();
+        let mut serving = Vec::new();
         let mut consumers = Vec::new();
         let me = self
             .me
@@ -191,7 +196,7 @@ impl Broker {
                 let consumer =
                     consume(&channel, &queue, false, "consume a procedure queue").await?;
                 consumers.push((channel.clone(), consumer.tag().to_string()));
-                tasks.push(tokio::spawn(me.clone().serve_queue(
+                serving.push(tokio::spawn(me.clone().serve_queue(
                     consumer,
                     channel.clone(),
                     link.clone(),
@@ -221,6 +226,7 @@ impl Broker {
         Ok(Session {
             link,
             consumers,
+            serving,
             tasks,
             lost,
         })
@@ -229,7 +235,7 @@ impl Broker {
     /// Forgets a lost connection: every call waiting for a reply fails now.
     fn drop_session(&self, session: Session) {
         *self.link_slot() = None;
-        for task in session.tasks {
+        for task in session.serving.into_iter().chain(session.tasks) {
             task.abort();
         }
         let waiting: Vec<Reply> = self.pending().drain().map(|(_, reply)| reply).collect();
@@ -242,13 +248,18 @@ impl Broker {
     }
 
     /// A clean stop: take no more calls, finish the ones held, say goodbye.
-    async fn drain(&self, session: Session) {
+    async fn drain(&self, mut session: Session) {
         for (channel, tag) in &session.consumers {
             let _ = channel
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await;
         }
+        // The calls delivered before the cancels may still wait in lapin's
+        // buffers, uncounted: the queues' tasks end once they took them.
         let finished = async {
+            for task in &mut session.serving {
+                let _ = task.await;
+            }
             while self.in_flight.load(Ordering::Acquire) > 0 {
                 let idle = self.idle.notified();
                 if self.in_flight.load(Ordering::Acquire) == 0 {
