@@ -181,6 +181,20 @@ async fn knows(gateway: &rpc_runtime::RunningServer, address: Address) {
     .await;
 }
 
+/// Makes the calls at once; each task ends with its status and body.
+fn side_by_side(
+    http: &Arc<Http>,
+    envelopes: impl IntoIterator<Item = Value>,
+) -> Vec<tokio::task::JoinHandle<(u16, Value)>> {
+    envelopes
+        .into_iter()
+        .map(|envelope| {
+            let http = http.clone();
+            tokio::spawn(async move { http.call(envelope).await })
+        })
+        .collect()
+}
+
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", std::process::id())
 }
@@ -192,15 +206,10 @@ async fn calls_spread_over_handler_servers_and_run_once() {
     let two = handler("spread-2", &["spread"]).await;
     let http = Arc::new(http);
     let before = procs::WORK_RUNS.load(std::sync::atomic::Ordering::SeqCst);
-    let calls: Vec<_> = (0..200u64)
-        .map(|id| {
-            let http = http.clone();
-            tokio::spawn(async move {
-                http.call(json!({"procedure": "work", "scope": "spread", "args": {"id": id}}))
-                    .await
-            })
-        })
-        .collect();
+    let calls = side_by_side(
+        &http,
+        (0..200u64).map(|id| json!({"procedure": "work", "scope": "spread", "args": {"id": id}})),
+    );
     let mut by_server: HashMap<String, u64> = HashMap::new();
     let mut ids = Vec::new();
     for call in calls {
@@ -465,15 +474,10 @@ async fn a_busy_handler_server_holds_its_prefetch_and_the_broker_keeps_the_rest(
         .expect("start");
     knows(&gateway, Address::new("busy", "crawl", "1")).await;
     let http = Arc::new(http);
-    let calls: Vec<_> = (0..CALLS)
-        .map(|_| {
-            let http = http.clone();
-            tokio::spawn(async move {
-                http.call(json!({"procedure": "crawl", "scope": "busy", "args": {"ms": 200}}))
-                    .await
-            })
-        })
-        .collect();
+    let calls = side_by_side(
+        &http,
+        (0..CALLS).map(|_| json!({"procedure": "crawl", "scope": "busy", "args": {"ms": 200}})),
+    );
     // While the server works through the calls, the rest wait in the
     // broker's queue, not in the server.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -598,15 +602,10 @@ async fn a_handler_server_finishes_the_calls_it_holds_when_it_shuts_down() {
     knows(&gateway, Address::new("drain", "linger", "1")).await;
     let http = Arc::new(http);
     let started = std::time::Instant::now();
-    let calls: Vec<_> = (0..5)
-        .map(|_| {
-            let http = http.clone();
-            tokio::spawn(async move {
-                http.call(json!({"procedure": "linger", "scope": "drain", "args": {"ms": 400}}))
-                    .await
-            })
-        })
-        .collect();
+    let calls = side_by_side(
+        &http,
+        (0..5).map(|_| json!({"procedure": "linger", "scope": "drain", "args": {"ms": 400}})),
+    );
     tokio::time::sleep(Duration::from_millis(150)).await;
     handler.shutdown().await.expect("clean shutdown");
     for call in calls {
