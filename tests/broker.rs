@@ -149,29 +149,30 @@ fn base(name: &str) -> ServerBuilder {
         .announce_interval(Duration::from_millis(500))
 }
 
-/// A gateway that hosts nothing and forwards everything.
-async fn gateway(name: &str) -> (rpc_runtime::RunningServer, Http) {
-    let server = base(name)
-        .http("127.0.0.1:0")
-        .host_none()
+/// Builds and starts a server, or fails the test saying which.
+async fn start(builder: ServerBuilder, what: &str) -> rpc_runtime::RunningServer {
+    builder
         .build()
         .expect("build")
         .start()
         .await
-        .expect("the gateway starts");
+        .unwrap_or_else(|error| panic!("{what} does not start: {error}"))
+}
+
+/// A gateway that hosts nothing and forwards everything.
+async fn gateway(name: &str) -> (rpc_runtime::RunningServer, Http) {
+    let server = start(base(name).http("127.0.0.1:0").host_none(), "the gateway").await;
     let http = Http::new(server.http_addr().expect("http"));
     (server, http)
 }
 
 /// A handler server (no HTTP) hosting the given scopes.
 async fn handler(name: &str, scopes: &'static [&'static str]) -> rpc_runtime::RunningServer {
-    base(name)
-        .host(move |address| scopes.contains(&address.scope.as_str()))
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("the handler server starts")
+    start(
+        base(name).host(move |address| scopes.contains(&address.scope.as_str())),
+        "the handler server",
+    )
+    .await
 }
 
 async fn knows(gateway: &rpc_runtime::RunningServer, address: Address) {
@@ -280,18 +281,14 @@ async fn the_gateway_rejects_internal_and_invalid_calls_itself() {
     let (gateway, http) = gateway(&unique("gw-edge")).await;
     let hops: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = hops.clone();
-    let _handler = base("edge-1")
+    let builder = base("edge-1")
         .host(|a| a.scope == "edge")
         .on_event(move |event| {
             seen.lock()
                 .expect("lock")
                 .push(event.call.address.to_string())
-        })
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("start");
+        });
+    let _handler = start(builder, "the handler server").await;
     knows(&gateway, Address::new("edge", "strict", "1")).await;
     let (status, body) = http
         .call(json!({"procedure": "hidden", "scope": "edge"}))
@@ -464,14 +461,10 @@ async fn a_busy_handler_server_holds_its_prefetch_and_the_broker_keeps_the_rest(
     const PREFETCH: u16 = 4;
     const CALLS: u64 = 48;
     let (gateway, http) = gateway(&unique("gw-busy")).await;
-    let handler = base("busy-1")
+    let builder = base("busy-1")
         .host(|a| a.scope == "busy")
-        .broker_prefetch(PREFETCH)
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("start");
+        .broker_prefetch(PREFETCH);
+    let handler = start(builder, "the handler server").await;
     knows(&gateway, Address::new("busy", "crawl", "1")).await;
     let http = Arc::new(http);
     let calls = side_by_side(
@@ -570,16 +563,12 @@ async fn an_unreachable_broker_is_a_clear_error_or_retried() {
         "it says how to start RabbitMQ: {message}"
     );
 
-    let patient = Server::builder()
+    let builder = Server::builder()
         .http("127.0.0.1:0")
         .host_none()
         .broker("amqp://guest:guest@127.0.0.1:1/%2f")
-        .broker_retry_at_start(true)
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("starts anyway");
+        .broker_retry_at_start(true);
+    let patient = start(builder, "a server retrying at start").await;
     assert_eq!(patient.broker_state(), Some(BrokerState::Connecting));
     let http = Http::new(patient.http_addr().expect("http"));
     let (status, body) = http.call(json!({"procedure": "anything"})).await;
@@ -591,14 +580,10 @@ async fn a_handler_server_finishes_the_calls_it_holds_when_it_shuts_down() {
     let (gateway, http) = gateway(&unique("gw-drain")).await;
     let events: Arc<Mutex<Vec<EventKind>>> = Arc::default();
     let seen = events.clone();
-    let handler = base("drain-1")
+    let builder = base("drain-1")
         .host(|a| a.scope == "drain")
-        .on_event(move |e| seen.lock().expect("lock").push(e.kind))
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("start");
+        .on_event(move |e| seen.lock().expect("lock").push(e.kind));
+    let handler = start(builder, "the handler server").await;
     knows(&gateway, Address::new("drain", "linger", "1")).await;
     let http = Arc::new(http);
     let started = std::time::Instant::now();
