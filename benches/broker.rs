@@ -7,7 +7,11 @@
 //! Forwarded calls: an HTTP client calls a gateway, which forwards through
 //! RabbitMQ to a handler server and back. The baseline is a hand-written
 //! lapin request/reply loop with direct reply-to on the same broker (no
-//! HTTP, no envelope, no validation). Both run with
+//! HTTP, no envelope, no validation). A second baseline puts the same loop
+//! behind a hand-written axum gateway, so that the framework is also
+//! measured against hand-written code on its own path (client, gateway,
+//! broker, handler and back), and the loop's missing HTTP leg is measured
+//! by itself. They run with
 //! `BENCH_CONCURRENCY` (default 16) callers, alternating for `BENCH_ROUNDS`
 //! (default 6) rounds of `BENCH_MILLIS` (default 2000) ms; printed are
 //! calls/s (median ratio of rounds) and p50/p99 latency over all rounds,
@@ -19,10 +23,14 @@
 //! over 4 WebSocket connections (the transport browser and mobile clients
 //! keep open), each call's latency taken from its frame to its answer.
 //!
-//! `BENCH_ONLY=framework|framework-ws|baseline BEAM=<pid of beam.smp>` runs
-//! one side once (the framework with HTTP or WebSocket clients) and prints
+//! `BENCH_ONLY=framework|framework-ws|gateway|baseline BEAM=<pid of beam.smp>`
+//! runs one side once (the framework with HTTP or WebSocket clients, the
+//! hand-written gateway, the loop) and prints
 //! the CPU time per call of this process and of RabbitMQ.
 
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderName, StatusCode, header};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
@@ -31,10 +39,12 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rpc_benches::AddArgs;
 use rpc_benches::{
-    Tally, env_or, framework_server, gather, http_latencies, percentile, post_request, ws_connect,
+    Tally, baseline_server, env_or, framework_server, gather, http_latencies, percentile,
+    post_request, ws_connect,
 };
 use rpc_runtime::Server;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -154,7 +164,8 @@ impl Baseline {
         })
     }
 
-    async fn call(&self, body: &[u8]) -> bool {
+    /// Makes one call and yields its reply's body.
+    async fn call(&self, body: &[u8]) -> Option<Vec<u8>> {
         let id = self
             .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -166,8 +177,7 @@ impl Baseline {
         let properties = BasicProperties::default()
             .with_correlation_id(id.as_str().into())
             .with_reply_to("amq.rabbitmq.reply-to".into());
-        let published = self
-            .channel
+        self.channel
             .basic_publish(
                 "".into(),
                 BASELINE_QUEUE.into(),
@@ -175,9 +185,46 @@ impl Baseline {
                 body,
                 properties,
             )
-            .await;
-        published.is_ok() && matches!(rx.await, Ok(reply) if reply == b"42")
+            .await
+            .ok()?;
+        rx.await.ok()
     }
+}
+
+/// What a hand-written gateway reads of the envelope.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    args: AddArgs,
+}
+
+/// The hand-written gateway: reads the envelope's args, makes the loop's
+/// call, and answers with an envelope. Nothing else: no routing,
+/// validation, identity, deadline, correlation id or telemetry.
+async fn gateway_by_hand(
+    State(baseline): State<Arc<Baseline>>,
+    body: Bytes,
+) -> (StatusCode, [(HeaderName, &'static str); 1], Vec<u8>) {
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            json,
+            br#"{"code":400,"success":false}"#.to_vec(),
+        );
+    };
+    let args = serde_json::to_vec(&envelope.args).unwrap_or_default();
+    let Some(data) = baseline.call(&args).await else {
+        return (
+            StatusCode::BAD_GATEWAY,
+            json,
+            br#"{"code":502,"success":false}"#.to_vec(),
+        );
+    };
+    let mut answer = Vec::with_capacity(40 + data.len());
+    answer.extend_from_slice(br#"{"code":200,"success":true,"data":"#);
+    answer.extend_from_slice(&data);
+    answer.push(b'}');
+    (StatusCode::OK, json, answer)
 }
 
 async fn baseline_load(
@@ -195,7 +242,7 @@ async fn baseline_load(
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    if baseline.call(br#"{"a":40,"b":2}"#).await {
+                    if baseline.call(br#"{"a":40,"b":2}"#).await.as_deref() == Some(b"42") {
                         tally.ok += 1;
                         latencies.push(sent.elapsed());
                     } else {
@@ -320,11 +367,87 @@ fn main() {
     runtime.block_on(run());
 }
 
+/// A load to measure: one call of it runs for a round and yields what it
+/// saw and every call's latency.
+type Load<'a> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = (Tally, Vec<Duration>)> + 'a>> + 'a>;
+
+/// What one load saw over all rounds.
+#[derive(Default)]
+struct Side {
+    rates: Vec<f64>,
+    latencies: Vec<Duration>,
+}
+
+impl Side {
+    /// The median over rounds of this side's rate over `other`'s in the
+    /// same round, which a noisy neighbour skews least.
+    fn ratio(&self, other: &Side) -> f64 {
+        let mut ratios: Vec<f64> = self
+            .rates
+            .iter()
+            .zip(&other.rates)
+            .map(|(a, b)| a / b)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    fn p(&mut self, q: f64) -> Duration {
+        percentile(&mut self.latencies, q)
+    }
+
+    /// This side's p50 and p99 over `other`'s.
+    fn latency_ratios(&mut self, other: &mut Side) -> (f64, f64) {
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        (
+            ratio(self.p(0.5), other.p(0.5)),
+            ratio(self.p(0.99), other.p(0.99)),
+        )
+    }
+}
+
+/// Runs every load once a round, starting each round one load further on
+/// (for two loads: AB, BA, ...) so that drift in the machine's load
+/// favours none, and prints the rates of each round when `loud`, with the
+/// first load's rate over the second's.
+async fn rounds(rounds: u64, loads: &mut [(&str, Load<'_>)], loud: bool) -> Vec<Side> {
+    let mut sides: Vec<Side> = loads.iter().map(|_| Side::default()).collect();
+    for round in 0..rounds as usize {
+        let mut line = format!("round {}:", round + 1);
+        for k in 0..loads.len() {
+            let i = (round + k) % loads.len();
+            let (tally, latencies) = (loads[i].1)().await;
+            sides[i].rates.push(tally.rate());
+            sides[i].latencies.extend(latencies);
+            line += &format!(
+                " {} {:.0}/s ({} failed) |",
+                loads[i].0,
+                tally.rate(),
+                tally.failed
+            );
+        }
+        if loud {
+            let ratio = sides[0].rates[round] / sides[1].rates[round];
+            println!("{line} ratio {ratio:.3}");
+        }
+    }
+    sides
+}
+
+/// Boxes a load for [`rounds`].
+fn load<'a, F, Fut>(mut f: F) -> Load<'a>
+where
+    F: FnMut() -> Fut + 'a,
+    Fut: Future<Output = (Tally, Vec<Duration>)> + 'a,
+{
+    Box::new(move || Box::pin(f()))
+}
+
 async fn run() {
     let uri = std::env::var("AMQP_URI")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let concurrency = env_or("BENCH_CONCURRENCY", 16) as usize;
-    let rounds = env_or("BENCH_ROUNDS", 6);
+    let round_count = env_or("BENCH_ROUNDS", 6);
     let duration = Duration::from_millis(env_or("BENCH_MILLIS", 2000));
 
     let handler = Server::builder()
@@ -345,8 +468,14 @@ async fn run() {
     let addr = gateway.http_addr().expect("addr");
     let request = post_request(br#"{"procedure":"add","scope":"math","args":{"a":40,"b":2}}"#);
     let baseline = Baseline::start(&uri).await;
+    let by_hand = baseline_server(
+        axum::Router::new()
+            .fallback(axum::routing::post(gateway_by_hand))
+            .with_state(baseline.clone()),
+    )
+    .await;
 
-    // Both answer before anything is measured; the gateway has heard the
+    // All answer before anything is measured; the gateway has heard the
     // handler's announcement.
     for _ in 0..100 {
         if gateway
@@ -358,15 +487,19 @@ async fn run() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        baseline.call(br#"{"a":40,"b":2}"#).await,
+    assert_eq!(
+        baseline.call(br#"{"a":40,"b":2}"#).await.as_deref(),
+        Some(&b"42"[..]),
         "the baseline answers"
     );
-    let (warm, _) = http_latencies(addr, &request, concurrency, Duration::from_millis(500)).await;
-    assert!(
-        warm.ok > 0 && warm.failed == 0,
-        "the framework answers: {warm:?}"
-    );
+    for (name, addr) in [
+        ("the framework", addr),
+        ("the hand-written gateway", by_hand),
+    ] {
+        let (warm, _) =
+            http_latencies(addr, &request, concurrency, Duration::from_millis(500)).await;
+        assert!(warm.ok > 0 && warm.failed == 0, "{name} answers: {warm:?}");
+    }
     baseline_load(&baseline, concurrency, Duration::from_millis(500)).await;
 
     if let Ok(only) = std::env::var("BENCH_ONLY") {
@@ -397,6 +530,12 @@ async fn run() {
                     .ok
             }
             "framework-ws" => ws_latencies(addr, concurrency, duration).await.0.ok,
+            "gateway" => {
+                http_latencies(by_hand, &request, concurrency, duration)
+                    .await
+                    .0
+                    .ok
+            }
             _ => baseline_load(&baseline, concurrency, duration).await.0.ok,
         };
         let (b1, s1) = (cpu(&beam), cpu("self"));
@@ -407,124 +546,167 @@ async fn run() {
         );
         return;
     }
-    for client in ["HTTP", "WebSocket"] {
-        println!(
-            "forwarded add, {client} clients: {concurrency} concurrent callers, {rounds} rounds of {} ms a side",
-            duration.as_millis()
-        );
-        let (mut framework_latencies, mut baseline_latencies) = (Vec::new(), Vec::new());
-        let mut ratios = Vec::new();
-        for round in 1..=rounds {
-            let run_framework = || async {
-                if client == "HTTP" {
-                    http_latencies(addr, &request, concurrency, duration).await
-                } else {
-                    ws_latencies(addr, concurrency, duration).await
-                }
-            };
-            let run_baseline = || baseline_load(&baseline, concurrency, duration);
-            let ((f, fl), (b, bl)) = if round % 2 == 1 {
-                let f = run_framework().await;
-                (f, run_baseline().await)
-            } else {
-                let b = run_baseline().await;
-                (run_framework().await, b)
-            };
-            println!(
-                "round {round}: framework {:>7.0}/s ({} failed) | hand-written lapin {:>7.0}/s ({} failed) | ratio {:.3}",
-                f.rate(),
-                f.failed,
-                b.rate(),
-                b.failed,
-                f.rate() / b.rate()
-            );
-            ratios.push(f.rate() / b.rate());
-            framework_latencies.extend(fl);
-            baseline_latencies.extend(bl);
-        }
-        ratios.sort_by(f64::total_cmp);
-        let ratio = ratios[ratios.len() / 2];
-        let (fp50, fp99) = (
-            percentile(&mut framework_latencies, 0.5),
-            percentile(&mut framework_latencies, 0.99),
-        );
-        let (bp50, bp99) = (
-            percentile(&mut baseline_latencies, 0.5),
-            percentile(&mut baseline_latencies, 0.99),
-        );
-        println!(
-            "latency ({client}): framework p50 {fp50:?} p99 {fp99:?} | hand-written p50 {bp50:?} p99 {bp99:?}"
-        );
-        println!(
-            "RESULT broker {client} throughput framework/hand-written = {ratio:.3} (median of rounds; target >= 0.80)"
-        );
-        println!(
-            "RESULT broker {client} p50 framework/hand-written = {:.3} (target <= 1.25); p99 ratio {:.3}",
-            fp50.as_secs_f64() / bp50.as_secs_f64(),
-            fp99.as_secs_f64() / bp99.as_secs_f64()
-        );
-    }
+
+    println!(
+        "forwarded add, HTTP clients: {concurrency} concurrent callers, {round_count} rounds of {} ms a side",
+        duration.as_millis()
+    );
+    let request = &request;
+    let mut sides = rounds(
+        round_count,
+        &mut [
+            (
+                "framework",
+                load(|| http_latencies(addr, request, concurrency, duration)),
+            ),
+            (
+                "hand-written lapin",
+                load(|| baseline_load(&baseline, concurrency, duration)),
+            ),
+            (
+                "hand-written gateway",
+                load(|| http_latencies(by_hand, request, concurrency, duration)),
+            ),
+        ],
+        true,
+    )
+    .await;
+    let [framework, lapin, by_hand_side] = &mut sides[..] else {
+        unreachable!("three loads")
+    };
+    report("HTTP", framework, lapin);
+    let (p50, p99) = framework.latency_ratios(by_hand_side);
+    println!(
+        "RESULT broker HTTP throughput framework/hand-written gateway = {:.3}; p50 ratio {p50:.3}, p99 ratio {p99:.3}",
+        framework.ratio(by_hand_side)
+    );
+    let (p50, _) = by_hand_side.latency_ratios(lapin);
+    println!(
+        "RESULT broker HTTP throughput hand-written gateway/hand-written lapin = {:.3}; p50 ratio {p50:.3}",
+        by_hand_side.ratio(lapin)
+    );
+
+    println!(
+        "forwarded add, WebSocket clients: {concurrency} concurrent callers, {round_count} rounds of {} ms a side",
+        duration.as_millis()
+    );
+    let mut sides = rounds(
+        round_count,
+        &mut [
+            (
+                "framework",
+                load(|| ws_latencies(addr, concurrency, duration)),
+            ),
+            (
+                "hand-written lapin",
+                load(|| baseline_load(&baseline, concurrency, duration)),
+            ),
+        ],
+        true,
+    )
+    .await;
+    let [framework, lapin] = &mut sides[..] else {
+        unreachable!("two loads")
+    };
+    report("WebSocket", framework, lapin);
 
     // Unloaded: one caller at a time. A server hosting `add` itself, with
     // no broker, shows what the HTTP leg alone takes.
     let local = framework_server(Server::builder().name("bench-local")).await;
     let local_addr = local.http_addr().expect("addr");
-    let (mut framework_single, mut baseline_single, mut local_single) =
-        (Vec::new(), Vec::new(), Vec::new());
-    let (mut local_paced, mut framework_ws_single) = (Vec::new(), Vec::new());
-    for round in 1..=rounds {
-        let run_framework = || http_latencies(addr, &request, 1, duration / 2);
-        let run_baseline = || baseline_load(&baseline, 1, duration / 2);
-        let ((_, fl), (_, bl)) = if round % 2 == 1 {
-            let f = run_framework().await;
-            (f, run_baseline().await)
-        } else {
-            let b = run_baseline().await;
-            (run_framework().await, b)
-        };
-        framework_single.extend(fl);
-        baseline_single.extend(bl);
-        framework_ws_single.extend(ws_latencies(addr, 1, duration / 2).await.1);
-        local_single.extend(
-            http_latencies(local_addr, &request, 1, duration / 4)
-                .await
-                .1,
-        );
-        local_paced.extend(paced_latencies(local_addr, &request, duration / 4).await);
-    }
-    let (fp50, fp99) = (
-        percentile(&mut framework_single, 0.5),
-        percentile(&mut framework_single, 0.99),
-    );
-    let (bp50, bp99) = (
-        percentile(&mut baseline_single, 0.5),
-        percentile(&mut baseline_single, 0.99),
-    );
+    let single = duration / 2;
+    let mut sides = rounds(
+        round_count,
+        &mut [
+            (
+                "framework",
+                load(|| http_latencies(addr, request, 1, single)),
+            ),
+            ("lapin", load(|| baseline_load(&baseline, 1, single))),
+            (
+                "gateway by hand",
+                load(|| http_latencies(by_hand, request, 1, single)),
+            ),
+            ("framework ws", load(|| ws_latencies(addr, 1, single))),
+            (
+                "local",
+                load(|| http_latencies(local_addr, request, 1, single / 2)),
+            ),
+            (
+                "local paced",
+                load(|| async {
+                    let latencies = paced_latencies(local_addr, request, single / 2).await;
+                    (Tally::default(), latencies)
+                }),
+            ),
+        ],
+        false,
+    )
+    .await;
+    let [
+        framework,
+        lapin,
+        by_hand_side,
+        ws,
+        local_single,
+        local_paced,
+    ] = &mut sides[..]
+    else {
+        unreachable!("six loads")
+    };
     println!(
-        "single caller: framework p50 {fp50:?} p99 {fp99:?} | hand-written p50 {bp50:?} p99 {bp99:?}"
+        "single caller: framework p50 {:?} p99 {:?} | hand-written p50 {:?} p99 {:?}",
+        framework.p(0.5),
+        framework.p(0.99),
+        lapin.p(0.5),
+        lapin.p(0.99)
     );
+    let (p50, p99) = framework.latency_ratios(lapin);
     println!(
-        "RESULT broker single-caller p50 framework/hand-written = {:.3}; p99 ratio {:.3}",
-        fp50.as_secs_f64() / bp50.as_secs_f64(),
-        fp99.as_secs_f64() / bp99.as_secs_f64()
+        "RESULT broker single-caller p50 framework/hand-written = {p50:.3}; p99 ratio {p99:.3}"
     );
-    let wp50 = percentile(&mut framework_ws_single, 0.5);
+    let (p50, p99) = framework.latency_ratios(by_hand_side);
+    let (by_hand_p50, _) = by_hand_side.latency_ratios(lapin);
     println!(
-        "single caller over one WebSocket connection: framework p50 {wp50:?} p99 {:?}; p50 ratio to hand-written {:.3}",
-        percentile(&mut framework_ws_single, 0.99),
-        wp50.as_secs_f64() / bp50.as_secs_f64()
+        "RESULT broker single-caller p50 framework/hand-written gateway = {p50:.3}; p99 ratio {p99:.3}; hand-written gateway/hand-written lapin p50 {by_hand_p50:.3} (p50 {:?})",
+        by_hand_side.p(0.5)
+    );
+    let (p50, _) = ws.latency_ratios(lapin);
+    println!(
+        "single caller over one WebSocket connection: framework p50 {:?} p99 {:?}; p50 ratio to hand-written {p50:.3}",
+        ws.p(0.5),
+        ws.p(0.99),
     );
     println!(
         "single caller, add hosted by the HTTP server itself (the HTTP leg alone): p50 {:?} p99 {:?}",
-        percentile(&mut local_single, 0.5),
-        percentile(&mut local_single, 0.99)
+        local_single.p(0.5),
+        local_single.p(0.99)
     );
     println!(
         "the same, the workers idle 1 ms before each call (as between forwarded calls): p50 {:?} p99 {:?}",
-        percentile(&mut local_paced, 0.5),
-        percentile(&mut local_paced, 0.99)
+        local_paced.p(0.5),
+        local_paced.p(0.99)
     );
     let _ = local.shutdown().await;
     let _ = gateway.shutdown().await;
     let _ = handler.shutdown().await;
+}
+
+/// Prints the loaded rows of one kind of client against the loop.
+fn report(client: &str, framework: &mut Side, lapin: &mut Side) {
+    println!(
+        "latency ({client}): framework p50 {:?} p99 {:?} | hand-written p50 {:?} p99 {:?}",
+        framework.p(0.5),
+        framework.p(0.99),
+        lapin.p(0.5),
+        lapin.p(0.99)
+    );
+    println!(
+        "RESULT broker {client} throughput framework/hand-written = {:.3} (median of rounds; target >= 0.80)",
+        framework.ratio(lapin)
+    );
+    let (p50, p99) = framework.latency_ratios(lapin);
+    println!(
+        "RESULT broker {client} p50 framework/hand-written = {p50:.3} (target <= 1.25); p99 ratio {p99:.3}"
+    );
 }
