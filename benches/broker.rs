@@ -39,12 +39,11 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rpc_benches::AddArgs;
 use rpc_benches::{
-    Tally, baseline_server, env_or, framework_server, gather, http_latencies, percentile,
-    post_request, ws_connect,
+    Side, Tally, alternate, baseline_server, env_or, framework_server, gather, http_latencies,
+    load, post_request, ws_connect,
 };
 use rpc_runtime::Server;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -367,82 +366,6 @@ fn main() {
     runtime.block_on(run());
 }
 
-/// A load to measure: one call of it runs for a round and yields what it
-/// saw and every call's latency.
-type Load<'a> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = (Tally, Vec<Duration>)> + 'a>> + 'a>;
-
-/// What one load saw over all rounds.
-#[derive(Default)]
-struct Side {
-    rates: Vec<f64>,
-    latencies: Vec<Duration>,
-}
-
-impl Side {
-    /// The median over rounds of this side's rate over `other`'s in the
-    /// same round, which a noisy neighbour skews least.
-    fn ratio(&self, other: &Side) -> f64 {
-        let mut ratios: Vec<f64> = self
-            .rates
-            .iter()
-            .zip(&other.rates)
-            .map(|(a, b)| a / b)
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
-    }
-
-    fn p(&mut self, q: f64) -> Duration {
-        percentile(&mut self.latencies, q)
-    }
-
-    /// This side's p50 and p99 over `other`'s.
-    fn latency_ratios(&mut self, other: &mut Side) -> (f64, f64) {
-        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-        (
-            ratio(self.p(0.5), other.p(0.5)),
-            ratio(self.p(0.99), other.p(0.99)),
-        )
-    }
-}
-
-/// Runs every load once a round, starting each round one load further on
-/// (for two loads: AB, BA, ...) so that drift in the machine's load
-/// favours none, and prints the rates of each round when `loud`, with the
-/// first load's rate over the second's.
-async fn rounds(rounds: u64, loads: &mut [(&str, Load<'_>)], loud: bool) -> Vec<Side> {
-    let mut sides: Vec<Side> = loads.iter().map(|_| Side::default()).collect();
-    for round in 0..rounds as usize {
-        let mut line = format!("round {}:", round + 1);
-        for k in 0..loads.len() {
-            let i = (round + k) % loads.len();
-            let (tally, latencies) = (loads[i].1)().await;
-            sides[i].rates.push(tally.rate());
-            sides[i].latencies.extend(latencies);
-            line += &format!(
-                " {} {:.0}/s ({} failed) |",
-                loads[i].0,
-                tally.rate(),
-                tally.failed
-            );
-        }
-        if loud {
-            let ratio = sides[0].rates[round] / sides[1].rates[round];
-            println!("{line} ratio {ratio:.3}");
-        }
-    }
-    sides
-}
-
-/// Boxes a load for [`rounds`].
-fn load<'a, F, Fut>(mut f: F) -> Load<'a>
-where
-    F: FnMut() -> Fut + 'a,
-    Fut: Future<Output = (Tally, Vec<Duration>)> + 'a,
-{
-    Box::new(move || Box::pin(f()))
-}
-
 async fn run() {
     let uri = std::env::var("AMQP_URI")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
@@ -552,7 +475,7 @@ async fn run() {
         duration.as_millis()
     );
     let request = &request;
-    let mut sides = rounds(
+    let mut sides = alternate(
         round_count,
         &mut [
             (
@@ -590,7 +513,7 @@ async fn run() {
         "forwarded add, WebSocket clients: {concurrency} concurrent callers, {round_count} rounds of {} ms a side",
         duration.as_millis()
     );
-    let mut sides = rounds(
+    let mut sides = alternate(
         round_count,
         &mut [
             (
@@ -615,7 +538,7 @@ async fn run() {
     let local = framework_server(Server::builder().name("bench-local")).await;
     let local_addr = local.http_addr().expect("addr");
     let single = duration / 2;
-    let mut sides = rounds(
+    let mut sides = alternate(
         round_count,
         &mut [
             (

@@ -6,6 +6,7 @@
 use rpc_runtime::{JsonSchema, rpc};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -188,10 +189,10 @@ pub async fn baseline_server(router: axum::Router) -> SocketAddr {
     addr
 }
 
-/// Runs `rounds` alternating measurements of two targets (ABBA order, so
-/// that drift in the machine's load favours neither), prints each round,
-/// and returns the median of the per-round ratios (`a` over `b`), which a
-/// noisy neighbour skews least. The ratio of the totals is printed too.
+/// Runs `rounds` alternating measurements of two targets (AB, BA, ...),
+/// prints each round, and returns the median of the per-round ratios (`a`
+/// over `b`), which a noisy neighbour skews least. The ratio of the mean
+/// rates is printed too.
 pub async fn compare<FA, FB, A, B>(
     label_a: &str,
     label_b: &str,
@@ -202,40 +203,116 @@ pub async fn compare<FA, FB, A, B>(
 where
     FA: FnMut() -> A,
     FB: FnMut() -> B,
-    A: std::future::Future<Output = Tally>,
-    B: std::future::Future<Output = Tally>,
+    A: Future<Output = Tally>,
+    B: Future<Output = Tally>,
 {
-    let (mut sum_a, mut sum_b) = (0.0, 0.0);
-    let mut ratios = Vec::new();
-    for round in 1..=rounds {
-        let (ta, tb) = if round % 2 == 1 {
-            let ta = a().await;
-            (ta, b().await)
-        } else {
-            let tb = b().await;
-            (a().await, tb)
-        };
-        let ratio = ta.rate() / tb.rate();
-        println!(
-            "round {round:>2}: {label_a} {:>9.0}/s ({} failed) | {label_b} {:>9.0}/s ({} failed) | ratio {ratio:.3}",
-            ta.rate(),
-            ta.failed,
-            tb.rate(),
-            tb.failed,
-        );
-        sum_a += ta.rate();
-        sum_b += tb.rate();
-        ratios.push(ratio);
-    }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let sides = alternate(
+        rounds,
+        &mut [
+            (label_a, load(|| without_latencies(a()))),
+            (label_b, load(|| without_latencies(b()))),
+        ],
+        true,
+    )
+    .await;
+    let mean = |side: &Side| side.rates.iter().sum::<f64>() / side.rates.len() as f64;
+    let median = sides[0].ratio(&sides[1]);
     println!(
         "mean: {label_a} {:.0}/s, {label_b} {:.0}/s; ratio of means {:.3}, median ratio {median:.3}",
-        sum_a / rounds as f64,
-        sum_b / rounds as f64,
-        sum_a / sum_b
+        mean(&sides[0]),
+        mean(&sides[1]),
+        mean(&sides[0]) / mean(&sides[1])
     );
     median
+}
+
+async fn without_latencies(tally: impl Future<Output = Tally>) -> (Tally, Vec<Duration>) {
+    (tally.await, Vec::new())
+}
+
+/// A load to measure: one call of it runs for a round and yields what it
+/// saw and every call's latency.
+pub type Load<'a> =
+    Box<dyn FnMut() -> Pin<Box<dyn Future<Output = (Tally, Vec<Duration>)> + 'a>> + 'a>;
+
+/// What one load saw over all rounds.
+#[derive(Default)]
+pub struct Side {
+    /// Calls/s, a value a round.
+    pub rates: Vec<f64>,
+    /// Every call's latency.
+    pub latencies: Vec<Duration>,
+}
+
+impl Side {
+    /// The median over rounds of this side's rate over `other`'s in the
+    /// same round, which a noisy neighbour skews least.
+    pub fn ratio(&self, other: &Side) -> f64 {
+        let mut ratios: Vec<f64> = self
+            .rates
+            .iter()
+            .zip(&other.rates)
+            .map(|(a, b)| a / b)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    /// The `q`-quantile of this side's latencies.
+    pub fn p(&mut self, q: f64) -> Duration {
+        percentile(&mut self.latencies, q)
+    }
+
+    /// This side's p50 and p99 over `other`'s.
+    pub fn latency_ratios(&mut self, other: &mut Side) -> (f64, f64) {
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        (
+            ratio(self.p(0.5), other.p(0.5)),
+            ratio(self.p(0.99), other.p(0.99)),
+        )
+    }
+}
+
+/// Runs every load once a round, starting each round one load further on
+/// (for two loads: AB, BA, ...) so that drift in the machine's load
+/// favours none, and prints the rates of each round when `loud`, with the
+/// first load's rate over the second's.
+pub async fn alternate(rounds: u64, loads: &mut [(&str, Load<'_>)], loud: bool) -> Vec<Side> {
+    let mut sides: Vec<Side> = loads.iter().map(|_| Side::default()).collect();
+    for round in 0..rounds as usize {
+        let mut line = format!("round {}:", round + 1);
+        for k in 0..loads.len() {
+            let i = (round + k) % loads.len();
+            let (tally, latencies) = (loads[i].1)().await;
+            sides[i].rates.push(tally.rate());
+            sides[i].latencies.extend(latencies);
+            line += &format!(
+                " {} {:.0}/s ({} failed) |",
+                loads[i].0,
+                tally.rate(),
+                tally.failed
+            );
+        }
+        if loud {
+            match &sides[..] {
+                [first, second, ..] => println!(
+                    "{line} ratio {:.3}",
+                    first.rates[round] / second.rates[round]
+                ),
+                _ => println!("{}", line.trim_end_matches(" |")),
+            }
+        }
+    }
+    sides
+}
+
+/// Boxes a load for [`alternate`].
+pub fn load<'a, F, Fut>(mut f: F) -> Load<'a>
+where
+    F: FnMut() -> Fut + 'a,
+    Fut: Future<Output = (Tally, Vec<Duration>)> + 'a,
+{
+    Box::new(move || Box::pin(f()))
 }
 
 /// Sends `request` over `connections` keep-alive connections for
