@@ -1,6 +1,6 @@
 //! Gateways and handler servers through the real RabbitMQ on
 //! 127.0.0.1:5672: load spread with each call run once, 404 for what nobody
-//! serves, deadlines, edge checks, calls between handler servers, identity,
+//! serves (also while other servers come and go), deadlines, edge checks, calls between handler servers, identity,
 //! a broker connection closed under load, a handler server killed mid-call,
 //! graceful shutdown, a busy handler server leaving the backlog in the
 //! broker, and malformed messages on the broker itself. Each test uses
@@ -253,6 +253,57 @@ async fn a_procedure_nobody_serves_is_404_at_once() {
         started.elapsed() < Duration::from_secs(2),
         "answered without waiting for the deadline"
     );
+}
+
+#[tokio::test]
+async fn calls_nobody_serves_are_404_while_other_servers_come_and_go() {
+    // Every server reads the shared queue of calls nobody serves, so the
+    // 404 for a call may come from any of them: one that stops while the
+    // broker hands it such calls must not drop them.
+    let gateway = start(
+        base(&unique("gw-churn"))
+            .http("127.0.0.1:0")
+            .host_none()
+            .timeout(Duration::from_secs(3)),
+        "the gateway",
+    )
+    .await;
+    let http = Arc::new(Http::new(gateway.http_addr().expect("http")));
+    let churning = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let (http, churning) = (http.clone(), churning.clone());
+            tokio::spawn(async move {
+                let mut statuses = HashMap::<u16, u64>::new();
+                while churning.load(std::sync::atomic::Ordering::SeqCst) {
+                    let envelope = json!({"procedure": "none", "scope": "churn-unserved"});
+                    *statuses.entry(http.call(envelope).await.0).or_default() += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    for round in 0..12 {
+        let passing = start(
+            base(&unique(&format!("churn-{round}"))).host_none(),
+            "a passing server",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        passing.shutdown().await.expect("shutdown");
+    }
+    churning.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut statuses = HashMap::<u16, u64>::new();
+    for caller in callers {
+        for (status, count) in caller.await.expect("joined") {
+            *statuses.entry(status).or_default() += count;
+        }
+    }
+    assert!(
+        statuses.len() == 1 && statuses.get(&404).is_some_and(|&n| n > 100),
+        "every call is 404: {statuses:?}"
+    );
+    gateway.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]

@@ -27,10 +27,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 struct Session {
     link: Link,
     consumers: Vec<(Arc<Channel>, String)>,
-    /// One per procedure queue: runs its calls, and ends once its consumer
-    /// is cancelled and every call delivered before is taken.
+    /// One per consumed queue of calls (each hosted procedure's, and the
+    /// unroutable calls'): runs its calls, and ends once its consumer is
+    /// cancelled and every call delivered before is taken.
     serving: Vec<JoinHandle<()>>,
-    /// Replies, unroutable calls, announcements.
+    /// Replies, announcements.
     tasks: Vec<JoinHandle<()>>,
     lost: Arc<Notify>,
 }
@@ -132,8 +133,14 @@ impl Broker {
                 .map_err(failed("declare an exchange"))?;
         }
 
-        // Calls nobody serves, answered with 404 by whichever server reads them.
-        let listener = open_channel(&connection).await?;
+        // Calls nobody serves, answered with 404 by whichever server reads
+        // them; acknowledged, so that a server that stops or dies holding
+        // some leaves them to the others.
+        let listener = Arc::new(open_channel(&connection).await?);
+        listener
+            .basic_qos(self.config.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(failed("set the prefetch"))?;
         let shared = QueueDeclareOptions {
             auto_delete: true,
             ..Default::default()
@@ -149,7 +156,7 @@ impl Broker {
         let unroutable = consume(
             &listener,
             UNROUTABLE_QUEUE,
-            true,
+            false,
             "consume the unroutable queue",
         )
         .await?;
@@ -170,12 +177,17 @@ impl Broker {
         };
         let lost = Arc::new(Notify::new());
         let mut tasks = Vec::new();
-        let mut serving = Vec::new();
-        let mut consumers = Vec::new();
         let me = self
             .me
             .upgrade()
             .ok_or_else(|| Error::Broker("the server is stopping".into()))?;
+        let mut consumers = vec![(listener.clone(), unroutable.tag().to_string())];
+        let mut serving = vec![tokio::spawn(me.clone().answer_unroutable(
+            unroutable,
+            listener.clone(),
+            link.clone(),
+            lost.clone(),
+        ))];
 
         // Handler side: one shared queue per hosted procedure.
         if !self.hosted.is_empty() {
@@ -205,11 +217,6 @@ impl Broker {
             }
         }
         tasks.push(tokio::spawn(me.clone().read_replies(replies, lost.clone())));
-        tasks.push(tokio::spawn(me.clone().answer_unroutable(
-            unroutable,
-            link.clone(),
-            lost.clone(),
-        )));
         tasks.push(tokio::spawn(me.clone().read_announcements(
             announcements,
             link.clone(),

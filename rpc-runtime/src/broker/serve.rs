@@ -101,25 +101,32 @@ impl Broker {
 
     /// Answers 404 to the calls the call exchange could route nowhere
     /// (whichever server published them: the reply goes to its reply-to).
+    ///
+    /// Each is acknowledged once its answer is queued, so that the calls a
+    /// server holds when it stops or dies go back to the queue for another
+    /// server to answer, instead of waiting for their deadline.
     pub(super) async fn answer_unroutable(
         self: Arc<Self>,
         mut unroutable: lapin::Consumer,
+        channel: Arc<Channel>,
         link: Link,
         lost: Arc<Notify>,
     ) {
         while let Some(Ok(delivery)) = unroutable.next().await {
-            let (Some(reply_to), Some(correlation_id)) = (
+            if let (Some(reply_to), Some(correlation_id)) = (
                 delivery.properties.reply_to(),
                 delivery.properties.correlation_id(),
-            ) else {
-                continue;
-            };
-            let error = match serde_json::from_slice::<CallMessage>(&delivery.data) {
-                Ok(message) => not_found(&message.address),
-                Err(_) => RpcError::not_found("no such procedure"),
-            };
-            publish_reply(&link, reply_to.clone(), correlation_id.clone(), Err(error));
+            ) {
+                let error = match serde_json::from_slice::<CallMessage>(&delivery.data) {
+                    Ok(message) => not_found(&message.address),
+                    Err(_) => RpcError::not_found("no such procedure"),
+                };
+                publish_reply(&link, reply_to.clone(), correlation_id.clone(), Err(error));
+            }
+            queue(channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()));
         }
+        // The stream also ends when the consumer is cancelled at shutdown;
+        // the supervisor is draining then and ignores the notification.
         lost.notify_one();
     }
 }
