@@ -1,10 +1,12 @@
 //! Gateways and handler servers through the real RabbitMQ on
 //! 127.0.0.1:5672: load spread with each call run once, 404 for what nobody
-//! serves (also while other servers come and go), deadlines, edge checks, calls between handler servers, identity,
-//! a broker connection closed under load, a handler server killed mid-call,
-//! graceful shutdown, a busy handler server leaving the backlog in the
-//! broker, and malformed messages on the broker itself. Each test uses
-//! scopes of its own, so that tests running at once do not share queues.
+//! serves (also while other servers come and go), deadlines, edge checks,
+//! calls between handler servers, identity, a broker connection closed
+//! under load, a handler server killed mid-call, graceful shutdown of
+//! handler servers and of gateways, a busy handler server leaving the
+//! backlog in the broker, and malformed messages on the broker itself.
+//! Each test uses scopes of its own, so that tests running at once do not
+//! share queues.
 
 use rpc_runtime::{Address, BrokerState, EventKind, Server, ServerBuilder};
 use rpc_tests::{Http, close_broker_connections, eventually, rabbitmq_uri};
@@ -137,6 +139,13 @@ mod procs {
     /// Sleeps, for shutdown tests.
     #[rpc(procedure = "linger", scope = "drain")]
     pub async fn linger(args: Sleep) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
+        args.ms
+    }
+
+    /// Sleeps, for the test of a gateway that shuts down.
+    #[rpc(procedure = "linger", scope = "leaving")]
+    pub async fn linger_on(args: Sleep) -> u64 {
         tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
         args.ms
     }
@@ -658,6 +667,25 @@ async fn a_handler_server_finishes_the_calls_it_holds_when_it_shuts_down() {
         .call(json!({"procedure": "linger", "scope": "drain", "args": {"ms": 1}}))
         .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_gateway_finishes_the_calls_it_forwarded_when_it_shuts_down() {
+    let (gateway, http) = gateway(&unique("gw-leaving")).await;
+    let handler = handler("leaving-1", &["leaving"]).await;
+    knows(&gateway, Address::new("leaving", "linger", "1")).await;
+    let http = Arc::new(http);
+    let calls = side_by_side(
+        &http,
+        (0..5).map(|_| json!({"procedure": "linger", "scope": "leaving", "args": {"ms": 400}})),
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    gateway.shutdown().await.expect("clean shutdown");
+    for call in calls {
+        let (status, body) = call.await.expect("joined");
+        assert_eq!((status, body["data"].clone()), (200, json!(400)), "{body}");
+    }
+    handler.shutdown().await.expect("clean shutdown");
 }
 
 #[tokio::test]

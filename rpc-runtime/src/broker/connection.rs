@@ -263,13 +263,16 @@ impl Broker {
         }
         // The calls delivered before the cancels may still wait in lapin's
         // buffers, uncounted: the queues' tasks end once they took them.
+        // Then the calls this server runs, and the calls it forwarded,
+        // whose replies come on this connection, finish.
         let finished = async {
             for task in &mut session.serving {
                 let _ = task.await;
             }
-            while self.in_flight.load(Ordering::Acquire) > 0 {
+            let busy = || self.in_flight.load(Ordering::Acquire) > 0 || !self.pending().is_empty();
+            while busy() {
                 let idle = self.idle.notified();
-                if self.in_flight.load(Ordering::Acquire) == 0 {
+                if !busy() {
                     break;
                 }
                 idle.await;

@@ -152,6 +152,12 @@ impl<'a> Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.broker.pending().remove(&self.id);
+        let mut pending = self.broker.pending();
+        pending.remove(&self.id);
+        if pending.is_empty() {
+            drop(pending);
+            // A draining server waits for its forwarded calls too.
+            self.broker.idle.notify_waiters();
+        }
     }
 }

@@ -104,7 +104,10 @@ pub(crate) struct Broker {
     next_id: AtomicU64,
     remote: Remote,
     state: watch::Sender<BrokerState>,
+    /// Calls delivered to this server and not finished yet.
     in_flight: AtomicUsize,
+    /// Notified when `in_flight` or `pending` runs out: a draining server
+    /// waits for both.
     idle: Notify,
     me: Weak<Broker>,
 }
