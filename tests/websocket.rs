@@ -587,6 +587,33 @@ async fn a_client_that_stops_reading_is_cut_off() {
 }
 
 #[tokio::test]
+async fn shutting_down_answers_the_calls_in_flight_then_closes_1001() {
+    let server = start(Server::builder()).await;
+    let handle = server.handle();
+    let mut socket = raw::connect(server.http_addr().expect("http")).await;
+    raw::send(
+        &mut socket,
+        json!({"procedure": "sleep", "scope": "ws", "args": {"ms": 300}, "correlationId": "slow"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let stopping = tokio::spawn(server.shutdown());
+    let answer = raw::recv(&mut socket).await;
+    assert_eq!(
+        (answer["code"].clone(), answer["correlationId"].clone()),
+        (json!(200), json!("slow")),
+        "{answer}"
+    );
+    assert_eq!(raw::closed(&mut socket).await, Some(CloseCode::Away));
+    stopping.await.expect("joined").expect("clean shutdown");
+    assert_eq!(
+        handle.connection_count(),
+        0,
+        "shutdown waited for the connection"
+    );
+}
+
+#[tokio::test]
 async fn the_client_reconnects_and_sets_its_identity_again() {
     let identities: Arc<Mutex<Vec<Option<Identity>>>> = Arc::default();
     let sink = identities.clone();

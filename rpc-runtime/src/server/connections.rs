@@ -6,7 +6,7 @@ use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc};
 
@@ -50,6 +50,9 @@ pub(crate) struct Connection {
     max_queued: usize,
     close: Notify,
     close_code: AtomicU16,
+    /// The close waits until the calls in flight are answered (the server
+    /// is shutting down).
+    finish_calls: AtomicBool,
 }
 
 #[derive(Default)]
@@ -76,6 +79,7 @@ impl Connection {
             max_queued,
             close: Notify::new(),
             close_code: AtomicU16::new(0),
+            finish_calls: AtomicBool::new(false),
         };
         (Arc::new(connection), receiver)
     }
@@ -129,6 +133,17 @@ impl Connection {
         self.close.notify_one();
     }
 
+    /// Asks for a close once the calls in flight are answered.
+    pub(crate) fn request_close_after_calls(&self, code: u16) {
+        self.finish_calls.store(true, Ordering::Release);
+        self.request_close(code);
+    }
+
+    /// Whether the close asked for waits for the calls in flight.
+    pub(crate) fn finishes_calls(&self) -> bool {
+        self.finish_calls.load(Ordering::Acquire)
+    }
+
     /// Resolves when a close was asked for; yields the close code.
     pub(crate) async fn close_requested(&self) -> u16 {
         self.close.notified().await;
@@ -143,12 +158,16 @@ impl Connection {
 #[derive(Default)]
 pub(crate) struct Hub {
     inner: Mutex<Index>,
+    /// Notified whenever the last connection goes.
+    emptied: Notify,
 }
 
 #[derive(Default)]
 struct Index {
     by_id: HashMap<String, Arc<Connection>>,
     by_user: HashMap<String, HashSet<String>>,
+    /// The server is shutting down: every connection is to close.
+    going_away: bool,
 }
 
 impl Hub {
@@ -167,7 +186,20 @@ impl Hub {
                 .or_default()
                 .insert(connection.id.clone());
         }
+        if index.going_away {
+            connection.request_close_after_calls(close_code::GOING_AWAY);
+        }
         index.by_id.insert(connection.id.clone(), connection);
+    }
+
+    /// Closes every connection, and every one inserted from now on, once
+    /// the calls in flight on it are answered (close code 1001).
+    pub(crate) fn go_away(&self) {
+        let mut index = self.index();
+        index.going_away = true;
+        for connection in index.by_id.values() {
+            connection.request_close_after_calls(close_code::GOING_AWAY);
+        }
     }
 
     pub(crate) fn remove(&self, connection: &Connection) {
@@ -175,6 +207,20 @@ impl Hub {
         index.by_id.remove(&connection.id);
         if let Some(user) = connection.user_id() {
             unlink(&mut index, &user, &connection.id);
+        }
+        if index.by_id.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Resolves once no connection is left.
+    pub(crate) async fn emptied(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            if self.len() == 0 {
+                return;
+            }
+            emptied.await;
         }
     }
 

@@ -176,6 +176,18 @@ impl ServerHandle {
         connections.len()
     }
 
+    /// At shutdown: closes every connection, and any that opens from now
+    /// on, with close code 1001 once the calls in flight on it are
+    /// answered.
+    pub(crate) fn go_away(&self) {
+        self.inner.hub.go_away();
+    }
+
+    /// Resolves once no connection is left.
+    pub(crate) async fn connections_gone(&self) {
+        self.inner.hub.emptied().await;
+    }
+
     /// How many WebSocket connections are open.
     pub fn connection_count(&self) -> usize {
         self.inner.hub.len()

@@ -149,17 +149,20 @@ impl RunningServer {
 
     /// Stops taking new calls (clients get 503, the listener closes, broker
     /// consumers are cancelled), lets the calls in flight finish, then
-    /// stops. Procedures that are finishing may still call others.
+    /// stops. WebSocket connections get the answers to their calls in
+    /// flight, then close code 1001. Procedures that are finishing may
+    /// still call others.
     pub async fn shutdown(self) -> Result<(), Error> {
         self.dispatcher.stop_accepting();
         let _ = self.shutdown.send(true);
-        self.dispatcher.handle.close_all();
+        self.dispatcher.handle.go_away();
         for task in self.tasks {
             match task.await {
                 Ok(result) => result?,
                 Err(join) => return Err(Error::Io(std::io::Error::other(join))),
             }
         }
+        self.dispatcher.handle.connections_gone().await;
         #[cfg(feature = "broker")]
         if let Some(task) = self.broker_task {
             let _ = task.await;

@@ -195,10 +195,19 @@ impl Session {
         let connection = self.connection.clone();
         let closing = connection.close_requested();
         tokio::pin!(closing);
+        // A close that waits for the calls in flight, once asked for.
+        let mut draining = None;
         let stop = loop {
             let step = tokio::select! {
                 biased;
-                code = &mut closing => Err(Stop::Close(code, "closed by the server")),
+                code = &mut closing, if draining.is_none() => {
+                    if self.connection.finishes_calls() {
+                        draining = Some(code);
+                        Ok(())
+                    } else {
+                        Err(Stop::Close(code, "closed by the server"))
+                    }
+                }
                 Some(text) = outbound.recv() => {
                     let size = text.len();
                     let sent = self.feed(&mut socket, Message::Text(text)).await;
@@ -217,6 +226,11 @@ impl Session {
             };
             if let Err(stop) = flushed {
                 break stop;
+            }
+            if let Some(code) = draining
+                && self.calls.is_empty()
+            {
+                break Stop::Close(code, "the server is shutting down");
             }
         };
         if let Stop::Close(code, reason) = stop {
