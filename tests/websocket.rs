@@ -614,6 +614,22 @@ async fn shutting_down_answers_the_calls_in_flight_then_closes_1001() {
 }
 
 #[tokio::test]
+async fn a_connection_whose_hook_panicked_is_not_waited_for() {
+    let server = start(Server::builder().on_client_message(|_, _| panic!("a faulty hook"))).await;
+    let handle = server.handle();
+    let mut socket = raw::connect(server.http_addr().expect("http")).await;
+    raw::send(&mut socket, json!({"clientMessage": "boom"})).await;
+    eventually("the connection to be unlisted", || {
+        handle.connection_count() == 0
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+        .await
+        .expect("shutdown does not wait for the dead connection")
+        .expect("clean shutdown");
+}
+
+#[tokio::test]
 async fn the_client_reconnects_and_sets_its_identity_again() {
     let identities: Arc<Mutex<Vec<Option<Identity>>>> = Arc::default();
     let sink = identities.clone();

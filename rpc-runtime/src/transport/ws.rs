@@ -10,7 +10,7 @@
 use super::{Gateway, client_ip, trace_id};
 use crate::envelope::{self, Frame, Malformed};
 use crate::server::connections::{Connection, ConnectionHook, close_code};
-use crate::{Call, Caller, Identity, RpcError};
+use crate::{Call, Caller, Identity, RpcError, ServerHandle};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::{StatusCode, header};
@@ -163,6 +163,28 @@ enum Stop {
     Close(u16, &'static str),
 }
 
+/// Lists a connection in its server's hub while its task runs, and takes
+/// it off however the task ends (a panicking hook included), so that
+/// listings, pushes and a shutdown waiting for connections never count a
+/// dead one.
+struct Listed {
+    handle: ServerHandle,
+    connection: Arc<Connection>,
+}
+
+impl Listed {
+    fn new(handle: ServerHandle, connection: Arc<Connection>) -> Self {
+        handle.hub().insert(connection.clone());
+        Listed { handle, connection }
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.handle.hub().remove(&self.connection);
+    }
+}
+
 impl Session {
     fn new(gateway: Arc<Gateway>, connection: Arc<Connection>) -> Self {
         let caller = Caller::Client {
@@ -185,8 +207,10 @@ impl Session {
         mut socket: WebSocket,
         mut outbound: tokio::sync::mpsc::UnboundedReceiver<Utf8Bytes>,
     ) {
-        let hub = self.gateway.dispatcher.handle.clone();
-        hub.hub().insert(self.connection.clone());
+        let listed = Listed::new(
+            self.gateway.dispatcher.handle.clone(),
+            self.connection.clone(),
+        );
         self.emit(&self.gateway.ws.hooks.connect);
         let ping_every = self.gateway.ws.ping_interval;
         let mut ping =
@@ -257,7 +281,7 @@ impl Session {
             })
             .await;
         }
-        hub.hub().remove(&self.connection);
+        drop(listed);
         self.emit(&self.gateway.ws.hooks.disconnect);
     }
 
