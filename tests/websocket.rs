@@ -614,19 +614,33 @@ async fn shutting_down_answers_the_calls_in_flight_then_closes_1001() {
 }
 
 #[tokio::test]
-async fn a_connection_whose_hook_panicked_is_not_waited_for() {
-    let server = start(Server::builder().on_client_message(|_, _| panic!("a faulty hook"))).await;
-    let handle = server.handle();
+async fn a_panicking_hook_takes_down_neither_the_connection_nor_the_server() {
+    let server = start(
+        Server::builder()
+            .on_connect(|_| panic!("a faulty connect hook"))
+            .on_client_message(|_, _| panic!("a faulty message hook"))
+            .on_event(|_| panic!("a faulty event hook")),
+    )
+    .await;
     let mut socket = raw::connect(server.http_addr().expect("http")).await;
     raw::send(&mut socket, json!({"clientMessage": "boom"})).await;
-    eventually("the connection to be unlisted", || {
-        handle.connection_count() == 0
-    })
+    raw::send(
+        &mut socket,
+        json!({"procedure": "sleep", "scope": "ws", "args": {"ms": 1}, "correlationId": 1}),
+    )
     .await;
+    assert_eq!(raw::recv(&mut socket).await["code"], json!(200));
+    let http = rpc_tests::Http::new(server.http_addr().expect("http"));
+    let (status, _) = http
+        .call(json!({"procedure": "sleep", "scope": "ws", "args": {"ms": 1}}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(server.handle().connection_count(), 1);
     tokio::time::timeout(Duration::from_secs(5), server.shutdown())
         .await
-        .expect("shutdown does not wait for the dead connection")
+        .expect("shutdown in time")
         .expect("clean shutdown");
+    assert_eq!(raw::closed(&mut socket).await, Some(CloseCode::Away));
 }
 
 #[tokio::test]

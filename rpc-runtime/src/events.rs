@@ -1,4 +1,5 @@
-//! Hooks that see every call with its outcome.
+//! Hooks that see every call with its outcome, and how every hook of the
+//! application runs.
 
 use crate::{Call, RpcError};
 use serde_json::Value;
@@ -54,7 +55,16 @@ impl Events {
 
     pub(crate) fn emit(&self, event: &Event<'_>) {
         for hook in &self.hooks {
-            hook(event);
+            run_hook("event", || hook(event));
         }
+    }
+}
+
+/// Runs one of the application's hooks. A panic in it is logged and goes
+/// no further, as a handler's is: it must not take down the connection,
+/// the request or the queue consumer the hook runs on.
+pub(crate) fn run_hook(kind: &'static str, hook: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
+        tracing::error!(hook = kind, "a hook panicked");
     }
 }

@@ -9,6 +9,7 @@
 
 use super::{Gateway, client_ip, trace_id};
 use crate::envelope::{self, Frame, Malformed};
+use crate::events::run_hook;
 use crate::server::connections::{Connection, ConnectionHook, close_code};
 use crate::{Call, Caller, Identity, RpcError, ServerHandle};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -291,7 +292,7 @@ impl Session {
         }
         let info = self.connection.info();
         for hook in hooks {
-            hook(&info);
+            run_hook("connection", || hook(&info));
         }
     }
 
@@ -358,7 +359,7 @@ impl Session {
                 if !hooks.is_empty() {
                     let info = self.connection.info();
                     for hook in hooks {
-                        hook(&info, &message);
+                        run_hook("client message", || hook(&info, &message));
                     }
                 }
                 Ok(())
