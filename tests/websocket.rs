@@ -644,6 +644,37 @@ async fn a_panicking_hook_takes_down_neither_the_connection_nor_the_server() {
 }
 
 #[tokio::test]
+async fn a_panicking_authenticator_answers_500_and_breaks_nothing() {
+    let server = start(Server::builder().authenticator(|token: String| async move {
+        if token.is_empty() {
+            return Ok(token);
+        }
+        panic!("a faulty authenticator")
+    }))
+    .await;
+    let addr = server.http_addr().expect("http");
+    let private =
+        json!({"procedure": "private", "scope": "ws", "identity": {"authorization": "Bearer x"}});
+    let (status, body) = rpc_tests::Http::new(addr).call(private.clone()).await;
+    assert_eq!(status, 500, "{body}");
+    let mut socket = raw::connect(addr).await;
+    raw::send(
+        &mut socket,
+        json!({"identity": {"authorization": "Bearer x"}}),
+    )
+    .await;
+    assert_eq!(raw::recv(&mut socket).await["code"], json!(500));
+    raw::send(
+        &mut socket,
+        json!({"procedure": "sleep", "scope": "ws", "args": {"ms": 1}}),
+    )
+    .await;
+    assert_eq!(raw::recv(&mut socket).await["code"], json!(200));
+    let (status, _) = rpc_tests::Http::new(addr).call(private).await;
+    assert_eq!(status, 500, "the server still answers");
+}
+
+#[tokio::test]
 async fn the_client_reconnects_and_sets_its_identity_again() {
     let identities: Arc<Mutex<Vec<Option<Identity>>>> = Arc::default();
     let sink = identities.clone();

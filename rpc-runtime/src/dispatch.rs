@@ -232,7 +232,9 @@ impl Dispatcher {
             ));
         };
         match &self.authenticator {
-            Some(authenticator) => authenticator.authenticate(token.to_owned()).await.map(Some),
+            Some(authenticator) => crate::auth::check(authenticator.as_ref(), token.to_owned())
+                .await
+                .map(Some),
             None => Ok(None),
         }
     }

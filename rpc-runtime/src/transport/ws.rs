@@ -94,7 +94,7 @@ pub(crate) async fn upgrade(gateway: Arc<Gateway>, peer: SocketAddr, request: Re
             if let (Some(authenticator), Some(token)) =
                 (gateway.dispatcher.authenticator(), presented.token())
             {
-                match authenticator.authenticate(token.to_owned()).await {
+                match crate::auth::check(authenticator.as_ref(), token.to_owned()).await {
                     Ok(user) => user_id = Some(user),
                     Err(error) => return refuse(StatusCode::UNAUTHORIZED, error.message()),
                 }
@@ -439,7 +439,7 @@ impl Session {
         if let (Some(authenticator), Some(token)) =
             (self.gateway.dispatcher.authenticator(), identity.token())
         {
-            user_id = Some(authenticator.authenticate(token.to_owned()).await?);
+            user_id = Some(crate::auth::check(authenticator.as_ref(), token.to_owned()).await?);
         }
         let changed = held.as_ref() != Some(&identity);
         self.gateway
