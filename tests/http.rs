@@ -833,6 +833,37 @@ async fn silent_slow_and_idle_connections_are_closed_by_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408_and_closed() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let running = start(Server::builder().http_header_timeout(Duration::from_millis(400))).await;
+    let addr = running.http_addr().expect("http");
+    // A complete head announcing 100 bytes, then 10 of them, then nothing.
+    let mut stalled = TcpStream::connect(addr).await.expect("connect");
+    stalled
+        .write_all(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"procedur")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let got = closed_by_server(&mut stalled, Duration::from_secs(5))
+        .await
+        .expect("closed by the server");
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains(r#""code":408"#), "{got}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let (status, body) = Http::new(addr)
+        .call(json!({"procedure": "add", "scope": "math", "args": {"a": 2, "b": 2}}))
+        .await;
+    assert_eq!((status, body["data"].clone()), (200, json!(4)));
+}
+
+#[tokio::test]
 async fn shutdown_finishes_calls_in_flight() {
     let running = start(Server::builder()).await;
     let http = Arc::new(Http::new(running.http_addr().expect("http")));

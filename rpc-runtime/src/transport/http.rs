@@ -50,7 +50,7 @@ pub(crate) async fn entry(
         return respond(&gateway.http, &Err(error), None);
     }
     let (parts, body) = request.into_parts();
-    let bytes = match read_body(body, &parts.headers, gateway.http.body_limit).await {
+    let bytes = match read_body(body, &parts.headers, &gateway.http).await {
         Ok(bytes) => bytes,
         Err(error) => return respond(&gateway.http, &Err(error), None),
     };
@@ -92,7 +92,33 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
+/// Reads the body, up to the size limit, within the header timeout: a
+/// client that announces a body and stalls is answered 408 (and its
+/// connection closed, since the rest of the body is still to come).
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    config: &HttpConfig,
+) -> Result<Bytes, RpcError> {
+    let mut reading = std::pin::pin!(read_whole_body(body, headers, config.body_limit));
+    // Most bodies came with their head: they need no timer.
+    if let Some(read) = futures_util::FutureExt::now_or_never(reading.as_mut()) {
+        return read;
+    }
+    tokio::time::timeout(config.header_timeout, reading)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RpcError::new(
+                408,
+                format!(
+                    "the body did not arrive within {} ms",
+                    config.header_timeout.as_millis()
+                ),
+            ))
+        })
+}
+
+async fn read_whole_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
     let too_large = || {
         RpcError::new(
             413,
