@@ -224,7 +224,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Broker calls a handler server holds at once, per procedure. Default 64.
+    /// Broker calls a handler server holds at once, per procedure (and
+    /// calls nobody serves that a server holds to answer 404). Default 64.
     #[cfg(feature = "broker")]
     pub fn broker_prefetch(mut self, calls: u16) -> Self {
         if let Some(broker) = &mut self.broker {
