@@ -77,14 +77,14 @@ async fn who(ctx: Context) -> Vec<String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match std::env::args().nth(1) {
         Some(name) => client(name).await,
         None => server().await,
     }
 }
 
-async fn server() -> Result<(), Box<dyn std::error::Error>> {
+async fn server() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // A toy authenticator: the token is the user's name.
     let server = Server::builder()
         .name("chat")
@@ -106,12 +106,13 @@ async fn server() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn client(name: String) -> Result<(), Box<dyn std::error::Error>> {
+async fn client(name: String) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // The identity is sent on connect and again after every reconnect.
     let client = WsClient::builder(format!("ws://{ADDR}/"))
         .identity(Identity::with_authorization(format!("Bearer {name}")).device_name("terminal"))
         .connect()
-        .await?;
+        .await
+        .map_err(RpcError::into_std)?;
     let mut pushes = client.server_messages();
     tokio::spawn(async move {
         while let Some(message) = pushes.next().await {

@@ -10,6 +10,9 @@ pub(crate) struct Function<'a> {
     pub(crate) args: Vec<&'a PatType>,
     /// Parameters of type `Context` (or `&Context`): at most one is valid.
     pub(crate) contexts: Vec<&'a PatType>,
+    /// Parameters of type `State<T>` (or a reference to one), with `T`
+    /// when it is written.
+    pub(crate) states: Vec<StateParam<'a>>,
     /// Positions of the parameters, in declaration order.
     pub(crate) order: Vec<Param>,
     pub(crate) output: Output<'a>,
@@ -20,6 +23,15 @@ pub(crate) struct Function<'a> {
 pub(crate) enum Param {
     Args,
     Context,
+    /// The state parameter at this index of `states`.
+    State(usize),
+}
+
+/// A `State<T>` parameter.
+pub(crate) struct StateParam<'a> {
+    pub(crate) param: &'a PatType,
+    /// `T`, if the parameter names exactly one type.
+    pub(crate) inner: Option<&'a Type>,
 }
 
 /// What the function returns, as far as it can be told from the tokens.
@@ -38,12 +50,16 @@ impl<'a> Function<'a> {
     pub(crate) fn from_item(item: &'a ItemFn) -> Self {
         let mut args = Vec::new();
         let mut contexts = Vec::new();
+        let mut states = Vec::new();
         let mut order = Vec::new();
         for input in &item.sig.inputs {
             if let FnArg::Typed(param) = input {
                 if is_context(&param.ty) {
                     contexts.push(param);
                     order.push(Param::Context);
+                } else if let Some(inner) = state_inner(&param.ty) {
+                    order.push(Param::State(states.len()));
+                    states.push(StateParam { param, inner });
                 } else {
                     args.push(param);
                     order.push(Param::Args);
@@ -54,6 +70,7 @@ impl<'a> Function<'a> {
             item,
             args,
             contexts,
+            states,
             order,
             output: output(&item.sig.output),
             doc: doc(item),
@@ -74,6 +91,36 @@ pub(crate) fn is_context(ty: &Type) -> bool {
                     .is_some_and(|s| s.ident == "Context")
         }
         _ => false,
+    }
+}
+
+/// For `State<T>`, `rpc_runtime::State<T>` or a reference to one: `Some`
+/// with `T` if exactly one type is written. `None` for any other type.
+fn state_inner(ty: &Type) -> Option<Option<&Type>> {
+    match ty {
+        Type::Reference(reference) => state_inner(&reference.elem),
+        Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last()?;
+            if last.ident != "State" {
+                return None;
+            }
+            let PathArguments::AngleBracketed(generics) = &last.arguments else {
+                return Some(None);
+            };
+            let types: Vec<&Type> = generics
+                .args
+                .iter()
+                .filter_map(|arg| match arg {
+                    GenericArgument::Type(ty) => Some(ty),
+                    _ => None,
+                })
+                .collect();
+            match types[..] {
+                [inner] if generics.args.len() == 1 => Some(Some(inner)),
+                _ => Some(None),
+            }
+        }
+        _ => None,
     }
 }
 

@@ -78,10 +78,35 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
         .args
         .first()
         .map(|_| quote!(let __rpc_args = #private::decode_args::<#ident>(__rpc_value)?;));
+    let state_idents: Vec<_> = (0..function.states.len())
+        .map(|i| format_ident!("__rpc_state_{}", i))
+        .collect();
+    let state_types: Vec<_> = function
+        .states
+        .iter()
+        .filter_map(|state| state.inner)
+        .collect();
+    // Each state type is checked where the user wrote it, so that a type
+    // that cannot be state is underlined in the signature.
+    let extract_states = function
+        .states
+        .iter()
+        .zip(&state_idents)
+        .filter_map(|(state, ident)| {
+            let ty = state.inner?;
+            Some(quote_spanned! {ty.span()=>
+                let #ident = #private::state::<#ty>(&__rpc_context)?;
+            })
+        });
     let call_args = function.order.iter().map(|param| match param {
         Param::Args => quote!(__rpc_args),
         Param::Context => quote!(__rpc_context),
+        Param::State(index) => {
+            let ident = &state_idents[*index];
+            quote!(#ident)
+        }
     });
+    let states_fn = format_ident!("__rpc_states_{}", ident);
     let handler = format_ident!("__rpc_handler_{}", ident);
     let timeout = match timeout_ms {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
@@ -118,9 +143,14 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
             ) -> #private::BoxFuture<::core::result::Result<#private::Value, ::rpc_runtime::RpcError>> {
                 ::std::boxed::Box::pin(async move {
                     #decode
+                    #(#extract_states)*
                     let __rpc_out = #ident(#(#call_args),*).await;
                     #private::encode_result::<#ident>(#into_result)
                 })
+            }
+
+            fn #states_fn() -> ::std::vec::Vec<#private::StateKey> {
+                ::std::vec![#(#private::StateKey::of::<#state_types>()),*]
             }
 
             #private::inventory::submit! {
@@ -135,6 +165,7 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
                     args_schema: #private::args_schema::<#ident>,
                     output_schema: #private::output_schema::<#ident>,
                     handler: #handler,
+                    states: #states_fn,
                     module: ::core::module_path!(),
                     file: ::core::file!(),
                     line: ::core::line!(),

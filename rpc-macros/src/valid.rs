@@ -97,7 +97,7 @@ fn check_signature(function: &Function<'_>, errors: &mut Errors) {
     for extra in function.args.iter().skip(1) {
         errors.push(syn::Error::new_spanned(
             &extra.ty,
-            "#[rpc] functions take at most one args parameter (plus an optional `Context`); gather the fields in one struct",
+            "#[rpc] functions take at most one args parameter (plus an optional `Context` and `State<T>` parameters); gather the fields in one struct",
         ));
     }
     for extra in function.contexts.iter().skip(1) {
@@ -112,6 +112,33 @@ fn check_signature(function: &Function<'_>, errors: &mut Errors) {
                 reference.and_token.span,
                 "take `Context` by value: it is a cheap handle, owned by the call",
             );
+        }
+    }
+    let mut seen: Vec<(String, &Type)> = Vec::new();
+    for state in &function.states {
+        if let Type::Reference(reference) = &*state.param.ty {
+            errors.spanned(
+                reference.and_token.span,
+                "take `State` by value: the server clones the state value for each call",
+            );
+        }
+        let Some(inner) = state.inner else {
+            errors.push(syn::Error::new_spanned(
+                &state.param.ty,
+                "`State` takes one type: write `State<MyState>`",
+            ));
+            continue;
+        };
+        let written = quote::ToTokens::to_token_stream(inner).to_string();
+        if seen.iter().any(|(earlier, _)| *earlier == written) {
+            errors.push(syn::Error::new_spanned(
+                inner,
+                format_args!(
+                    "`State<{written}>` is taken twice; a procedure takes each state type once"
+                ),
+            ));
+        } else {
+            seen.push((written, inner));
         }
     }
     for args in &function.args {

@@ -4,10 +4,11 @@ use crate::procedure::BoxFuture;
 use crate::{Address, Identity, RpcError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// A call: what the dispatcher routes, what event hooks see, and what
-/// travels through the broker.
+/// A call: what the pipeline routes, what middleware and event hooks see,
+/// and what travels through the broker.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Call {
@@ -26,6 +27,138 @@ pub struct Call {
     pub trace_id: String,
     /// When the caller stops waiting.
     pub deadline: Option<Instant>,
+    /// The user id the authenticator gave the call's identity: set by the
+    /// pipeline's authentication stage (or by the WebSocket connection that
+    /// authenticated earlier), so middleware after it sees it.
+    pub user_id: Option<String>,
+    /// What the client's request said besides the envelope: transport,
+    /// address, connection and headers. Calls a procedure makes share the
+    /// metadata of the call that made them.
+    pub metadata: Arc<Metadata>,
+}
+
+impl Call {
+    /// A call from code outside any transport (a test, or a middleware that
+    /// makes calls of its own): external, detached, no identity.
+    pub fn new(address: Address, args: Value) -> Self {
+        Call {
+            address,
+            args,
+            identity: None,
+            internal: false,
+            caller: Caller::Detached,
+            trace_id: String::new(),
+            deadline: None,
+            user_id: None,
+            metadata: Arc::default(),
+        }
+    }
+}
+
+/// The request metadata of a call: how it reached the server. For a
+/// WebSocket call the headers are the upgrade request's; for a call
+/// forwarded through the broker, the headers the gateway is configured to
+/// forward (none by default).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Metadata {
+    /// `"http"`, `"websocket"`, or empty for calls from no transport.
+    #[serde(default)]
+    pub transport: std::borrow::Cow<'static, str>,
+    /// The client's IP address (a valid `X-Real-IP` first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::IpAddr>,
+    /// The WebSocket connection the call came on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// The request's headers.
+    #[serde(
+        default,
+        with = "headers",
+        skip_serializing_if = "http::HeaderMap::is_empty"
+    )]
+    pub headers: http::HeaderMap,
+}
+
+impl Metadata {
+    /// The headers whose values are credentials: never logged.
+    pub const SECRET_HEADERS: [http::HeaderName; 3] = [
+        http::header::AUTHORIZATION,
+        http::header::COOKIE,
+        http::header::PROXY_AUTHORIZATION,
+    ];
+
+    /// The same metadata with only the headers named in `allowed`
+    /// (lower-case names), as a gateway forwards it.
+    pub fn only_headers(&self, allowed: &[http::HeaderName]) -> Metadata {
+        let mut headers = http::HeaderMap::new();
+        for name in allowed {
+            for value in self.headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        Metadata {
+            transport: self.transport.clone(),
+            ip: self.ip,
+            connection_id: self.connection_id.clone(),
+            headers,
+        }
+    }
+}
+
+/// Headers are listed, credentials redacted.
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Headers<'a>(&'a http::HeaderMap);
+        impl std::fmt::Debug for Headers<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut map = f.debug_map();
+                for (name, value) in self.0 {
+                    if Metadata::SECRET_HEADERS.contains(name) {
+                        map.entry(name, &"<redacted>");
+                    } else {
+                        map.entry(name, value);
+                    }
+                }
+                map.finish()
+            }
+        }
+        f.debug_struct("Metadata")
+            .field("transport", &self.transport)
+            .field("ip", &self.ip)
+            .field("connection_id", &self.connection_id)
+            .field("headers", &Headers(&self.headers))
+            .finish()
+    }
+}
+
+/// Headers on the wire between servers: a list of `[name, value]` pairs
+/// (values that are not UTF-8 are left out).
+mod headers {
+    use http::{HeaderMap, HeaderName, HeaderValue};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(map: &HeaderMap, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            map.iter()
+                .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
+        )
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderMap, D::Error> {
+        let pairs = Vec::<(String, String)>::deserialize(d)?;
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                map.append(name, value);
+            }
+        }
+        Ok(map)
+    }
 }
 
 /// Who made a call.
@@ -105,13 +238,16 @@ impl TryFrom<CallerFields> for Caller {
     }
 }
 
-/// Something that can run calls: a server's dispatcher.
+/// Something that can run calls: a server's pipeline.
 pub(crate) trait Invoke: Send + Sync {
     fn invoke(&self, call: Call) -> BoxFuture<Result<Value, RpcError>>;
 
     /// The server the calls run on.
     #[cfg(feature = "server")]
     fn server(&self) -> &crate::ServerHandle;
+
+    /// The application state of that server.
+    fn states(&self) -> &crate::state::States;
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! What a handler knows about its call, and how it calls other procedures.
 
-use crate::call::{Call, Caller, Invoke};
+use crate::call::{Call, Caller, Invoke, Metadata};
 use crate::{Address, Identity, Procedure, RpcError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -8,9 +8,11 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The handler's view of its call: identity, caller, trace id, deadline,
-/// and calls to other procedures, which are marked internal and carry the
-/// same identity, trace id and deadline.
+/// The handler's view of its call: identity, user id, caller, request
+/// metadata (transport, client IP, connection, headers), trace id,
+/// deadline, application state, and calls to other procedures, which are
+/// marked internal and carry the same identity, metadata, trace id and
+/// deadline.
 ///
 /// Cloning is cheap. `Context::default()` is a detached context for unit
 /// tests: it has no identity and its calls fail with 503.
@@ -24,7 +26,6 @@ struct Inner {
     /// The call being handled, without its args (the handler owns those).
     call: Option<Call>,
     identity: Option<Identity>,
-    user_id: Option<String>,
     invoker: Option<Arc<dyn Invoke>>,
 }
 
@@ -33,7 +34,7 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("address", &self.address())
             .field("identity", &self.identity())
-            .field("user_id", &self.inner.user_id)
+            .field("user_id", &self.user_id())
             .field("caller", &self.caller())
             .field("trace_id", &self.trace_id())
             .finish_non_exhaustive()
@@ -53,12 +54,11 @@ impl Context {
 
     /// The context of a call about to run; its args must have been taken.
     #[cfg(feature = "server")]
-    pub(crate) fn for_call(call: Call, user_id: Option<String>, invoker: Arc<dyn Invoke>) -> Self {
+    pub(crate) fn for_call(call: Call, invoker: Arc<dyn Invoke>) -> Self {
         Context {
             inner: Arc::new(Inner {
                 call: Some(call),
                 identity: None,
-                user_id,
                 invoker: Some(invoker),
             }),
         }
@@ -74,7 +74,46 @@ impl Context {
 
     /// The user id the server's authenticator gave for this identity.
     pub fn user_id(&self) -> Option<&str> {
-        self.inner.user_id.as_deref()
+        self.inner.call.as_ref()?.user_id.as_deref()
+    }
+
+    /// How the call reached the server: transport, client IP, WebSocket
+    /// connection and request headers (see [`Metadata`]). Empty for a
+    /// detached context.
+    pub fn metadata(&self) -> &Metadata {
+        static NONE: std::sync::OnceLock<Metadata> = std::sync::OnceLock::new();
+        match &self.inner.call {
+            Some(call) => &call.metadata,
+            None => NONE.get_or_init(Metadata::default),
+        }
+    }
+
+    /// `"http"` or `"websocket"`; empty for calls from no transport.
+    pub fn transport(&self) -> &str {
+        &self.metadata().transport
+    }
+
+    /// The client's IP address (a valid `X-Real-IP` first).
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.metadata().ip
+    }
+
+    /// The WebSocket connection the call came on.
+    pub fn connection_id(&self) -> Option<&str> {
+        self.metadata().connection_id.as_deref()
+    }
+
+    /// The request's headers: the HTTP request's, a WebSocket upgrade's,
+    /// or on a handler server those the gateway forwards.
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.metadata().headers
+    }
+
+    /// A clone of the server's state value of type `T`, if it has one.
+    /// Procedures usually ask for it in their signature (`State<T>`)
+    /// instead.
+    pub fn state<T: crate::state::StateValue>(&self) -> Option<T> {
+        self.inner.invoker.as_ref()?.states().get::<T>()
     }
 
     /// Who made the call.
@@ -153,6 +192,13 @@ impl Context {
             caller,
             trace_id: self.trace_id().to_owned(),
             deadline: self.deadline(),
+            user_id: self.user_id().map(str::to_owned),
+            metadata: self
+                .inner
+                .call
+                .as_ref()
+                .map(|call| call.metadata.clone())
+                .unwrap_or_default(),
         };
         invoker.invoke(call).await
     }

@@ -210,7 +210,7 @@ pub(crate) fn encode_response(
         Err(error) => WireOut {
             code: error.code(),
             success: false,
-            data: None,
+            data: error.data(),
             message: Some(error.message()),
             errors: (!error.errors().is_empty()).then_some(error.errors()),
             correlation_id,
@@ -261,6 +261,9 @@ impl WireIn {
                 let message = error.message().to_owned();
                 error = RpcError::invalid_args(self.errors);
                 error = error.with_message(message);
+            }
+            if !self.data.is_null() {
+                error = error.with_data(self.data);
             }
             Err(error)
         }

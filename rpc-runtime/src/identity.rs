@@ -5,7 +5,10 @@ use serde_json::{Map, Value};
 
 /// The `identity` of the call envelope: all fields optional. Over HTTP it
 /// travels with every call; over WebSocket it is set once per connection.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` output redacts the authorization, so logging a call never
+/// logs a credential.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Identity {
@@ -18,6 +21,19 @@ pub struct Identity {
     /// Anything else the client wants handlers to see.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field("device_name", &self.device_name)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
 }
 
 impl Identity {
@@ -44,11 +60,17 @@ impl Identity {
     /// The bearer token: the authorization without a leading `Bearer `.
     pub fn token(&self) -> Option<&str> {
         let authorization = self.authorization.as_deref()?.trim();
-        let token = authorization
-            .strip_prefix("Bearer ")
-            .or_else(|| authorization.strip_prefix("bearer "))
-            .unwrap_or(authorization)
-            .trim();
+        // The scheme is case-insensitive; `Bearer` alone (or followed only
+        // by spaces) is no token at all.
+        let token = match (authorization.get(..6), authorization.get(6..)) {
+            (Some(scheme), Some(rest))
+                if scheme.eq_ignore_ascii_case("bearer")
+                    && rest.chars().next().is_none_or(char::is_whitespace) =>
+            {
+                rest.trim()
+            }
+            _ => authorization,
+        };
         (!token.is_empty()).then_some(token)
     }
 }

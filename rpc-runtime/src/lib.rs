@@ -60,15 +60,16 @@ mod envelope;
 mod error;
 mod identity;
 mod procedure;
+mod state;
 
 #[cfg(feature = "server")]
 mod auth;
-#[cfg(feature = "server")]
-mod dispatch;
 #[cfg(feature = "docs")]
 mod docs;
 #[cfg(feature = "server")]
 mod events;
+#[cfg(feature = "server")]
+mod pipeline;
 #[cfg(feature = "server")]
 mod registry;
 #[cfg(feature = "server")]
@@ -87,13 +88,23 @@ mod client;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use call::{Call, Caller};
+pub use call::{Call, Caller, Metadata};
 pub use context::Context;
 pub use error::{Error, FieldError, RpcError};
 pub use identity::Identity;
-pub use procedure::{Address, NoArgs, Procedure, ProcedureSpec, RpcArgs, RpcOutput};
+pub use procedure::{
+    Address, NoArgs, Procedure, ProcedureSpec, RpcArgs, RpcErrorSource, RpcOutput,
+};
 pub use rpc_macros::rpc;
 pub use schemars::JsonSchema;
+pub use state::State;
+
+/// Middleware: tower layers around every call (see
+/// [`ServerBuilder::layer`]), and the ones that ship with the framework.
+#[cfg(feature = "server")]
+pub mod middleware {
+    pub use crate::pipeline::middleware::*;
+}
 
 #[cfg(feature = "server")]
 pub use auth::Authenticator;
@@ -104,6 +115,8 @@ pub use client::{HttpClient, ServerMessages, WsClient, WsClientBuilder};
 #[cfg(feature = "server")]
 pub use events::{Event, EventKind};
 #[cfg(feature = "server")]
-pub use server::{ConnectionInfo, Cors, RunningServer, Server, ServerBuilder, ServerHandle};
+pub use server::{
+    ConnectionInfo, Cors, RunningServer, Server, ServerBuilder, ServerHandle, stop_signal,
+};
 #[cfg(feature = "server")]
 pub use transport::Mount;

@@ -2,6 +2,7 @@
 //! of the public API: nothing here is stable.
 
 pub use crate::procedure::{BoxFuture, Descriptor};
+pub use crate::state::StateKey;
 pub use inventory;
 pub use schemars;
 pub use serde;
@@ -55,4 +56,20 @@ pub fn output_schema<P: Procedure>() -> Value {
     schemars::SchemaGenerator::default()
         .into_root_schema_for::<P::Output>()
         .to_value()
+}
+
+/// The state value of type `T` for a call. The server checked at build
+/// time that it has one; a context from elsewhere (a unit test's) may not.
+pub fn state<T: crate::state::StateValue>(
+    context: &crate::Context,
+) -> Result<crate::State<T>, RpcError> {
+    context.state::<T>().map(crate::State).ok_or_else(|| {
+        RpcError::new(
+            500,
+            format!(
+                "this server has no state of type {}",
+                std::any::type_name::<T>()
+            ),
+        )
+    })
 }

@@ -67,7 +67,7 @@ pub trait Procedure: 'static {
     /// The data of a successful call.
     type Output: RpcOutput;
     /// The handler's error type.
-    type Error: Into<RpcError> + Send + 'static;
+    type Error: RpcErrorSource;
     /// The scope.
     const SCOPE: &'static str;
     /// The procedure name.
@@ -77,6 +77,19 @@ pub trait Procedure: 'static {
     /// Whether only other procedures may call it.
     const INTERNAL: bool;
 }
+
+/// What a handler's error type needs: a conversion into [`RpcError`].
+/// `RpcError` itself, and every `std::error::Error + Send + Sync +
+/// 'static` (such as `std::io::Error`), `anyhow::Error` and
+/// `Box<dyn Error + Send + Sync>` have one: those answer 500 with a
+/// generic message and are logged with their source chain.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the error of an #[rpc] procedure",
+    label = "needs a conversion into `RpcError`",
+    note = "implement `std::error::Error` for it (it then answers 500), or `From<{Self}> for RpcError` to choose its code and message"
+)]
+pub trait RpcErrorSource: Into<RpcError> + Send + 'static {}
+impl<E: Into<RpcError> + Send + 'static> RpcErrorSource for E {}
 
 /// What an args type needs: `Deserialize` and `JsonSchema`.
 #[diagnostic::on_unimplemented(
@@ -165,6 +178,7 @@ pub struct Descriptor {
     pub args_schema: fn() -> Value,
     pub output_schema: fn() -> Value,
     pub handler: HandlerFn,
+    pub states: fn() -> Vec<crate::state::StateKey>,
     pub module: &'static str,
     pub file: &'static str,
     pub line: u32,

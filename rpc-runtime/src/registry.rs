@@ -2,6 +2,7 @@
 //! everything `#[rpc]` registered, sorted for lookup without allocation.
 
 use crate::procedure::{Descriptor, HandlerFn};
+use crate::state::{StateKey, States};
 use crate::{Address, Error, FieldError, ProcedureSpec, RpcError};
 use jsonschema::Validator;
 use serde_json::Value;
@@ -10,22 +11,41 @@ use std::collections::BTreeMap;
 /// At most this many validation failures are listed in one 422.
 const MAX_FIELD_ERRORS: usize = 100;
 
+/// What the pipeline checks of a procedure before a call runs, whether it
+/// is hosted here or announced by another server.
+pub(crate) trait Rules: Send + Sync {
+    fn spec(&self) -> &ProcedureSpec;
+
+    /// Checks args against the schema, listing every failure.
+    fn validate(&self, args: &Value) -> Result<(), RpcError>;
+}
+
 /// A procedure hosted here, with its compiled args validator.
 pub(crate) struct Local {
     pub(crate) spec: ProcedureSpec,
     validator: Validator,
     pub(crate) handler: HandlerFn,
     pub(crate) stats: std::sync::Arc<crate::telemetry::Stats>,
+    /// The state types its signature asks for.
+    pub(crate) needs: Vec<StateKey>,
 }
 
-impl Local {
-    /// Checks args against the schema, listing every failure.
-    pub(crate) fn validate(&self, args: &Value) -> Result<(), RpcError> {
-        if self.validator.is_valid(args) {
-            return Ok(());
-        }
-        Err(validation_error(&self.validator, args))
+impl Rules for Local {
+    fn spec(&self) -> &ProcedureSpec {
+        &self.spec
     }
+
+    fn validate(&self, args: &Value) -> Result<(), RpcError> {
+        validate(&self.validator, args)
+    }
+}
+
+/// Checks args against a compiled schema, listing every failure.
+pub(crate) fn validate(validator: &Validator, args: &Value) -> Result<(), RpcError> {
+    if validator.is_valid(args) {
+        return Ok(());
+    }
+    Err(validation_error(validator, args))
 }
 
 pub(crate) fn validation_error(validator: &Validator, args: &Value) -> RpcError {
@@ -101,9 +121,36 @@ impl Registry {
                 spec,
                 validator,
                 handler: descriptor.handler,
+                needs: (descriptor.states)(),
             });
         }
         Ok(Registry { entries })
+    }
+
+    /// Fails with every hosted procedure's state type that `states` lacks.
+    pub(crate) fn check_states(&self, states: &States) -> Result<(), Error> {
+        let missing: Vec<String> = self
+            .entries
+            .iter()
+            .flat_map(|local| {
+                local
+                    .needs
+                    .iter()
+                    .filter(|key| !states.contains(key))
+                    .map(move |key| {
+                        format!(
+                            "  {} needs State<{}>: give it with Server::builder().state(value)",
+                            local.spec.address,
+                            key.name()
+                        )
+                    })
+            })
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingState(missing))
+        }
     }
 
     pub(crate) fn get(&self, address: &Address) -> Option<&Local> {

@@ -5,7 +5,7 @@ use super::wire::{
     self, CALL_EXCHANGE, CONTENT_TYPE, CallMessage, REPLY_TO, ReplyMessage, queue_name,
 };
 use super::{Broker, Reply, queue};
-use crate::dispatch::deadline_in;
+use crate::pipeline::deadline_in;
 use crate::{Address, Call, RpcError};
 use futures_util::StreamExt;
 use lapin::BasicProperties;
@@ -17,28 +17,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 
 impl Broker {
-    /// Gateway side: checks what the announcement allows at the edge, then
-    /// publishes and waits for the reply until the deadline.
+    /// Gateway side: publishes a call the pipeline has checked and given
+    /// its deadline, and waits for the reply until then.
     pub(super) async fn forward_call(&self, call: Call) -> Result<Value, RpcError> {
         let remote = self.remote.get(&call.address);
-        let mut timeout = self.default_timeout;
-        if let Some(remote) = &remote {
-            if remote.spec.internal && !call.internal {
-                return Err(RpcError::forbidden(format!(
-                    "{} is internal: only other procedures may call it",
-                    call.address
-                )));
-            }
-            if remote.spec.auth
-                && let Some(dispatcher) = self.dispatcher.upgrade()
-            {
-                dispatcher.authenticate(call.identity.as_ref()).await?;
-            }
-            remote.validate(&call.args)?;
-            if let Some(ms) = remote.spec.timeout_ms {
-                timeout = Duration::from_millis(ms);
-            }
-        }
         let Some(link) = self.current_link() else {
             return Err(RpcError::new(503, "the message broker is unreachable"));
         };
@@ -50,8 +32,9 @@ impl Broker {
                 "the message broker is refusing messages (resource alarm)",
             ));
         }
-        let own_deadline = deadline_in(timeout);
-        let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
+        let deadline = call
+            .deadline
+            .unwrap_or_else(|| deadline_in(self.default_timeout));
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining < Duration::from_millis(1) {
             return Err(deadline_passed(&call.address));
@@ -66,6 +49,8 @@ impl Broker {
             internal: call.internal,
             caller: call.caller,
             trace_id: call.trace_id,
+            user_id: call.user_id,
+            metadata: call.metadata.only_headers(&self.config.forward_headers),
             timeout_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
         };
         // Room for a typical call message, so that writing it rarely grows

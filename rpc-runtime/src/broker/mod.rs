@@ -32,7 +32,7 @@ mod wire;
 
 pub use remote::RemoteServer;
 
-use crate::dispatch::{Dispatcher, Forward};
+use crate::pipeline::{Forward, Pipeline};
 use crate::procedure::BoxFuture;
 use crate::{Call, Error, ProcedureSpec, RpcError, ServerHandle};
 use connection::redact;
@@ -53,6 +53,8 @@ pub(crate) struct BrokerConfig {
     pub(crate) retry_at_start: bool,
     pub(crate) announce_interval: Duration,
     pub(crate) prefetch: u16,
+    /// The request headers forwarded calls carry to handler servers.
+    pub(crate) forward_headers: Vec<http::HeaderName>,
 }
 
 impl BrokerConfig {
@@ -62,6 +64,7 @@ impl BrokerConfig {
             retry_at_start: false,
             announce_interval: Duration::from_secs(5),
             prefetch: 64,
+            forward_headers: Vec::new(),
         }
     }
 }
@@ -94,7 +97,7 @@ struct Link {
 
 pub(crate) struct Broker {
     config: BrokerConfig,
-    dispatcher: Weak<Dispatcher>,
+    pipeline: Weak<Pipeline>,
     handle: ServerHandle,
     default_timeout: Duration,
     hosted: Vec<ProcedureSpec>,
@@ -113,17 +116,17 @@ pub(crate) struct Broker {
 }
 
 impl Broker {
-    pub(crate) fn new(config: BrokerConfig, dispatcher: &Arc<Dispatcher>) -> Arc<Self> {
-        let hosted = dispatcher
+    pub(crate) fn new(config: BrokerConfig, pipeline: &Arc<Pipeline>) -> Arc<Self> {
+        let hosted = pipeline
             .registry
             .iter()
             .map(|local| local.spec.clone())
             .collect();
         Arc::new_cyclic(|me| Broker {
             config,
-            dispatcher: Arc::downgrade(dispatcher),
-            handle: dispatcher.handle.clone(),
-            default_timeout: dispatcher.default_timeout(),
+            pipeline: Arc::downgrade(pipeline),
+            handle: pipeline.handle.clone(),
+            default_timeout: pipeline.default_timeout(),
             hosted,
             link: RwLock::new(None),
             pending: Mutex::new(HashMap::new()),
@@ -198,6 +201,12 @@ impl Forward for Broker {
             return Box::pin(async { Err(RpcError::new(503, "the server is stopping")) });
         };
         Box::pin(async move { me.forward_call(call).await })
+    }
+
+    fn announced(&self, address: &crate::Address) -> Option<Arc<dyn crate::registry::Rules>> {
+        self.remote
+            .get(address)
+            .map(|remote| remote as Arc<dyn crate::registry::Rules>)
     }
 
     fn remote_procedures(&self) -> Vec<ProcedureSpec> {

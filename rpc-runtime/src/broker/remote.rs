@@ -20,13 +20,13 @@ pub(crate) struct RemoteProcedure {
     validator: Validator,
 }
 
-impl RemoteProcedure {
-    pub(crate) fn validate(&self, args: &Value) -> Result<(), RpcError> {
-        if self.validator.is_valid(args) {
-            Ok(())
-        } else {
-            Err(registry::validation_error(&self.validator, args))
-        }
+impl registry::Rules for RemoteProcedure {
+    fn spec(&self) -> &ProcedureSpec {
+        &self.spec
+    }
+
+    fn validate(&self, args: &Value) -> Result<(), RpcError> {
+        registry::validate(&self.validator, args)
     }
 }
 
@@ -155,7 +155,7 @@ impl State {
                 // Silent for three intervals (at least 3 s): gone.
                 let silent_after = Duration::from_millis(interval_ms.saturating_mul(3))
                     .max(Duration::from_secs(3));
-                let silent_at = crate::dispatch::after(now, silent_after);
+                let silent_at = crate::pipeline::after(now, silent_after);
                 self.next_expiry = Some(self.next_expiry.map_or(silent_at, |t| t.min(silent_at)));
                 self.instances.insert(
                     instance_id,

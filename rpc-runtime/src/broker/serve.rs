@@ -3,7 +3,7 @@
 
 use super::wire::{CONTENT_TYPE, CallMessage, ReplyMessage};
 use super::{Broker, Link, queue};
-use crate::dispatch::deadline_in;
+use crate::pipeline::{Entry, deadline_in};
 use crate::{Address, Call, RpcError};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicPublishOptions};
@@ -83,9 +83,11 @@ impl Broker {
                     caller: message.caller,
                     trace_id: message.trace_id,
                     deadline: Some(deadline_in(Duration::from_millis(message.timeout_ms))),
+                    user_id: message.user_id,
+                    metadata: Arc::new(message.metadata),
                 };
-                match self.dispatcher.upgrade() {
-                    Some(dispatcher) => dispatcher.dispatch(call).await,
+                match self.pipeline.upgrade() {
+                    Some(pipeline) => pipeline.dispatch(call, Entry::Broker).await,
                     None => Err(RpcError::new(503, "the handler server is stopping")),
                 }
             }

@@ -101,6 +101,11 @@ pub(crate) struct CallMessage {
     pub(crate) internal: bool,
     pub(crate) caller: Caller,
     pub(crate) trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) user_id: Option<String>,
+    /// The request metadata, with only the headers the gateway forwards.
+    #[serde(default)]
+    pub(crate) metadata: crate::call::Metadata,
     /// Milliseconds the caller still waited when it published.
     pub(crate) timeout_ms: u64,
 }
@@ -128,7 +133,7 @@ impl ReplyMessage {
             },
             Err(error) => ReplyMessage {
                 code: error.code(),
-                data: Value::Null,
+                data: error.data().cloned().unwrap_or(Value::Null),
                 message: Some(error.message().to_owned()),
                 errors: error.errors().to_vec(),
             },
@@ -140,11 +145,16 @@ impl ReplyMessage {
             return Ok(self.data);
         }
         let message = self.message.unwrap_or_default();
-        if self.errors.is_empty() {
-            Err(RpcError::new(self.code, message))
+        let error = if self.errors.is_empty() {
+            RpcError::new(self.code, message)
         } else {
-            Err(RpcError::invalid_args(self.errors).with_message(message))
-        }
+            RpcError::invalid_args(self.errors).with_message(message)
+        };
+        Err(if self.data.is_null() {
+            error
+        } else {
+            error.with_data(self.data)
+        })
     }
 }
 

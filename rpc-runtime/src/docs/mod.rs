@@ -6,15 +6,15 @@
 mod example;
 mod openrpc;
 
-use crate::dispatch::Dispatcher;
+use crate::pipeline::Pipeline;
 use crate::{Context, ProcedureSpec, RpcError, rpc};
 use serde_json::{Value, json};
 
 const PAGE: &str = include_str!("page.html");
 
 /// The procedures to show: internal ones only when the server opts in.
-fn visible(dispatcher: &Dispatcher, show_internal: bool) -> Vec<ProcedureSpec> {
-    dispatcher
+fn visible(pipeline: &Pipeline, show_internal: bool) -> Vec<ProcedureSpec> {
+    pipeline
         .routable()
         .into_iter()
         .filter(|spec| show_internal || !spec.internal)
@@ -22,8 +22,8 @@ fn visible(dispatcher: &Dispatcher, show_internal: bool) -> Vec<ProcedureSpec> {
 }
 
 /// `/docs.json`: every procedure with its schemas and an example call.
-pub(crate) fn document(dispatcher: &Dispatcher, show_internal: bool) -> Value {
-    let procedures: Vec<Value> = visible(dispatcher, show_internal)
+pub(crate) fn document(pipeline: &Pipeline, show_internal: bool) -> Value {
+    let procedures: Vec<Value> = visible(pipeline, show_internal)
         .into_iter()
         .map(|spec| {
             let example_args = example::example(&spec.args_schema);
@@ -35,15 +35,15 @@ pub(crate) fn document(dispatcher: &Dispatcher, show_internal: bool) -> Value {
         })
         .collect();
     json!({
-        "server": dispatcher.name,
+        "server": pipeline.name,
         "framework": concat!("rpc-runtime ", env!("CARGO_PKG_VERSION")),
         "procedures": procedures,
     })
 }
 
 /// `/openrpc.json` and `rpc.discover`.
-pub(crate) fn openrpc_document(dispatcher: &Dispatcher, show_internal: bool) -> Value {
-    openrpc::document(&dispatcher.name, &visible(dispatcher, show_internal))
+pub(crate) fn openrpc_document(pipeline: &Pipeline, show_internal: bool) -> Value {
+    openrpc::document(&pipeline.name, &visible(pipeline, show_internal))
 }
 
 /// The `/docs` page; it reads the specs from `specs_url`.

@@ -2,8 +2,8 @@
 
 use super::Server;
 use super::connections::ConnectionInfo;
-use crate::dispatch::{Dispatcher, DispatcherConfig};
 use crate::events::{Event, Events};
+use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::registry::Registry;
 use crate::transport::{HttpConfig, Mount, PagesConfig, WsConfig};
 use crate::{Address, Authenticator, Error, ServerHandle};
@@ -38,6 +38,9 @@ pub struct ServerBuilder {
     pub(super) events: Events,
     pub(super) timeout: Duration,
     pub(super) host: HostFilter,
+    pub(super) states: crate::state::States,
+    pub(super) layers: Vec<crate::pipeline::middleware::LayerFn>,
+    pub(super) drain_timeout: Duration,
     #[cfg(feature = "broker")]
     pub(super) broker: Option<crate::broker::BrokerConfig>,
 }
@@ -54,6 +57,9 @@ impl Default for ServerBuilder {
             events: Events::default(),
             timeout: Duration::from_secs(30),
             host: Arc::new(|_| true),
+            states: crate::state::States::default(),
+            layers: Vec::new(),
+            drain_timeout: Duration::from_secs(30),
             #[cfg(feature = "broker")]
             broker: None,
         }
@@ -193,6 +199,47 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a value of application state: procedures that take
+    /// `State<T>` get a clone of it. Any number of values, one per type (a
+    /// second value of the same type replaces the first). `build()` fails,
+    /// naming every procedure and type, if a hosted procedure needs a type
+    /// that was not given.
+    pub fn state<T: crate::state::StateValue>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
+    }
+
+    /// Wraps every call, of every transport, local or forwarded, in a
+    /// middleware: a `tower::Layer` over
+    /// [`CallService`](crate::middleware::CallService). The first layer
+    /// added is the outermost: it sees the call first and the answer last.
+    /// See [`middleware`](crate::middleware) for what a middleware sees and
+    /// where it runs among the pipeline's stages.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower_layer::Layer<crate::middleware::CallService> + Send + Sync + 'static,
+        L::Service: tower_service::Service<
+                crate::Call,
+                Response = serde_json::Value,
+                Error = crate::RpcError,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower_service::Service<crate::Call>>::Future: Send + 'static,
+    {
+        self.layers
+            .push(crate::pipeline::middleware::layer_fn(layer));
+        self
+    }
+
+    /// How long a shutdown waits for the calls in flight; calls still
+    /// running then are answered 503. Default 30 s.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
     /// Connects to RabbitMQ at this AMQP URI, e.g.
     /// `amqp://guest:guest@127.0.0.1:5672/%2f`: calls this server does not
     /// host are forwarded there, and the procedures it hosts are served to
@@ -230,6 +277,24 @@ impl ServerBuilder {
     pub fn broker_prefetch(mut self, calls: u16) -> Self {
         if let Some(broker) = &mut self.broker {
             broker.prefetch = calls.max(1);
+        }
+        self
+    }
+
+    /// The request headers (lower-case names) that calls forwarded
+    /// through the broker carry, so that a procedure on a handler server
+    /// sees them in its `Context`. Default: none. Forward credentials
+    /// (`authorization`, `cookie`) only if handler servers need them.
+    #[cfg(feature = "broker")]
+    pub fn broker_forward_headers(
+        mut self,
+        names: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Self {
+        if let Some(broker) = &mut self.broker {
+            broker.forward_headers = names
+                .into_iter()
+                .filter_map(|name| http::HeaderName::from_bytes(name.as_ref().as_bytes()).ok())
+                .collect();
         }
         self
     }
@@ -313,8 +378,9 @@ impl ServerBuilder {
         let host = self.host.clone();
         let telemetry = crate::telemetry::Telemetry::default();
         let registry = Registry::from_inventory(&*host, &telemetry)?;
+        registry.check_states(&self.states)?;
         let handle = ServerHandle::new(self.name.clone());
-        let dispatcher = Dispatcher::new(DispatcherConfig {
+        let pipeline = Pipeline::new(PipelineConfig {
             name: self.name.clone(),
             registry,
             events: self.events,
@@ -323,8 +389,10 @@ impl ServerBuilder {
             handle: handle.clone(),
             telemetry,
             show_internal: self.pages.show_internal,
+            states: self.states,
+            layers: self.layers,
         });
-        handle.attach(&dispatcher);
+        handle.attach(&pipeline);
         if self.ws_config.max_frame == 0 || self.ws_config.max_in_flight == 0 {
             return Err(Error::Config(
                 "WebSocket limits must be greater than 0".into(),
@@ -332,8 +400,8 @@ impl ServerBuilder {
         }
         #[cfg(feature = "broker")]
         let broker = self.broker.map(|config| {
-            let broker = crate::broker::Broker::new(config, &dispatcher);
-            let _ = dispatcher.forward.set(broker.clone());
+            let broker = crate::broker::Broker::new(config, &pipeline);
+            let _ = pipeline.forward.set(broker.clone());
             broker
         });
         Ok(Server {
@@ -341,7 +409,8 @@ impl ServerBuilder {
             http_config: self.http_config,
             ws_config: self.ws_config,
             pages: self.pages,
-            dispatcher,
+            drain_timeout: self.drain_timeout,
+            pipeline,
             #[cfg(feature = "broker")]
             broker,
         })

@@ -16,7 +16,7 @@ pub struct ServerHandle {
 struct Inner {
     hub: Hub,
     http_addr: std::sync::OnceLock<std::net::SocketAddr>,
-    dispatcher: std::sync::OnceLock<std::sync::Weak<crate::dispatch::Dispatcher>>,
+    pipeline: std::sync::OnceLock<std::sync::Weak<crate::pipeline::Pipeline>>,
     name: String,
     instance_id: String,
     started: Instant,
@@ -38,7 +38,7 @@ impl ServerHandle {
             inner: Arc::new(Inner {
                 hub: Hub::default(),
                 http_addr: std::sync::OnceLock::new(),
-                dispatcher: std::sync::OnceLock::new(),
+                pipeline: std::sync::OnceLock::new(),
                 name,
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 started: Instant::now(),
@@ -71,11 +71,8 @@ impl ServerHandle {
         &self.inner.hub
     }
 
-    pub(crate) fn attach(&self, dispatcher: &std::sync::Arc<crate::dispatch::Dispatcher>) {
-        let _ = self
-            .inner
-            .dispatcher
-            .set(std::sync::Arc::downgrade(dispatcher));
+    pub(crate) fn attach(&self, pipeline: &std::sync::Arc<crate::pipeline::Pipeline>) {
+        let _ = self.inner.pipeline.set(std::sync::Arc::downgrade(pipeline));
     }
 
     pub(crate) fn set_http_addr(&self, addr: std::net::SocketAddr) {
@@ -91,7 +88,7 @@ impl ServerHandle {
     /// those other servers announce.
     pub fn procedures(&self) -> Vec<crate::ProcedureSpec> {
         self.inner
-            .dispatcher
+            .pipeline
             .get()
             .and_then(std::sync::Weak::upgrade)
             .map(|d| d.routable())
@@ -101,14 +98,14 @@ impl ServerHandle {
     /// The server's OpenRPC document, as `rpc.discover` answers it.
     #[cfg(feature = "docs")]
     pub fn openrpc(&self) -> Option<serde_json::Value> {
-        let dispatcher = self
+        let pipeline = self
             .inner
-            .dispatcher
+            .pipeline
             .get()
             .and_then(std::sync::Weak::upgrade)?;
         Some(crate::docs::openrpc_document(
-            &dispatcher,
-            dispatcher.show_internal,
+            &pipeline,
+            pipeline.show_internal,
         ))
     }
 

@@ -11,7 +11,7 @@ pub use connections::ConnectionInfo;
 pub use handle::ServerHandle;
 
 use crate::Error;
-use crate::dispatch::Dispatcher;
+use crate::pipeline::Pipeline;
 use crate::transport::{self, HttpConfig, PagesConfig, WsConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +24,8 @@ pub struct Server {
     http_config: HttpConfig,
     ws_config: WsConfig,
     pages: PagesConfig,
-    dispatcher: Arc<Dispatcher>,
+    drain_timeout: std::time::Duration,
+    pipeline: Arc<Pipeline>,
     #[cfg(feature = "broker")]
     broker: Option<Arc<crate::broker::Broker>>,
 }
@@ -37,19 +38,22 @@ impl Server {
 
     /// A handle on this server, valid before and after it starts.
     pub fn handle(&self) -> ServerHandle {
-        self.dispatcher.handle.clone()
+        self.pipeline.handle.clone()
     }
 
     /// The addresses of the procedures this server hosts.
     pub fn hosted(&self) -> Vec<crate::Address> {
-        self.dispatcher
+        self.pipeline
             .registry
             .iter()
             .map(|l| l.spec.address.clone())
             .collect()
     }
 
-    /// Binds the listeners and starts serving in the background.
+    /// Binds the listener (if given an address), connects to the broker (if
+    /// given one) and starts serving in the background. A server without an
+    /// address serves through [`RunningServer::router`], mounted in an axum
+    /// app.
     pub async fn start(self) -> Result<RunningServer, Error> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -67,10 +71,10 @@ impl Server {
                     source,
                 })?;
             let bound = listener.local_addr()?;
-            self.dispatcher.handle.set_http_addr(bound);
+            self.pipeline.handle.set_http_addr(bound);
             http_addr = Some(bound);
             let router = transport::router(
-                self.dispatcher.clone(),
+                self.pipeline.clone(),
                 self.http_config.clone(),
                 self.ws_config.clone(),
                 self.pages.clone(),
@@ -86,7 +90,11 @@ impl Server {
         }
         Ok(RunningServer {
             http_addr,
-            dispatcher: self.dispatcher,
+            http_config: self.http_config,
+            ws_config: self.ws_config,
+            pages: self.pages,
+            drain_timeout: self.drain_timeout,
+            pipeline: self.pipeline,
             shutdown: shutdown_tx,
             tasks,
             #[cfg(feature = "broker")]
@@ -96,18 +104,46 @@ impl Server {
         })
     }
 
-    /// Starts, then serves until Ctrl-C, then shuts down gracefully.
+    /// Starts, then serves until Ctrl-C or SIGTERM (how containers are
+    /// stopped), then shuts down gracefully (see
+    /// [`RunningServer::shutdown`]).
     pub async fn serve(self) -> Result<(), Error> {
         let running = self.start().await?;
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
         running.shutdown().await
+    }
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there are signals.
+pub async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
     }
 }
 
 /// A started server.
 pub struct RunningServer {
     http_addr: Option<SocketAddr>,
-    dispatcher: Arc<Dispatcher>,
+    http_config: HttpConfig,
+    ws_config: WsConfig,
+    pages: PagesConfig,
+    drain_timeout: std::time::Duration,
+    pipeline: Arc<Pipeline>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
     #[cfg(feature = "broker")]
@@ -124,7 +160,31 @@ impl RunningServer {
 
     /// A handle on the server.
     pub fn handle(&self) -> ServerHandle {
-        self.dispatcher.handle.clone()
+        self.pipeline.handle.clone()
+    }
+
+    /// The server's routes as an `axum::Router`, to merge or nest into an
+    /// application's own router: calls (`POST`), WebSocket upgrades, the
+    /// docs and specs, telemetry and `/health`, with the server's CORS
+    /// setting. The application's layers (tracing, compression, timeouts)
+    /// apply to them as to its own routes.
+    ///
+    /// Serve the app with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` so that calls
+    /// see the client's address (else only a valid `X-Real-IP` gives it).
+    /// The header and body timeouts of [`ServerBuilder::http_header_timeout`]
+    /// are the app's server's to set. For a graceful stop, end
+    /// `axum::serve` with `with_graceful_shutdown`, then call
+    /// [`RunningServer::shutdown`], which drains the WebSocket connections
+    /// and the broker.
+    pub fn router(&self) -> axum::Router {
+        let router = transport::router(
+            self.pipeline.clone(),
+            self.http_config.clone(),
+            self.ws_config.clone(),
+            self.pages.clone(),
+        );
+        transport::with_cors(router, &self.http_config.cors)
     }
 
     /// The state of the broker connection, if the server has a broker.
@@ -144,29 +204,41 @@ impl RunningServer {
 
     /// Every procedure this server can route: its own and announced ones.
     pub fn procedures(&self) -> Vec<crate::ProcedureSpec> {
-        self.dispatcher.routable()
+        self.pipeline.routable()
     }
 
     /// Stops taking new calls (clients get 503, the listener closes, broker
     /// consumers are cancelled), lets the calls in flight finish, then
     /// stops. WebSocket connections get the answers to their calls in
     /// flight, then close code 1001. Procedures that are finishing may
-    /// still call others.
+    /// still call others. Calls still running when the drain timeout
+    /// ([`ServerBuilder::drain_timeout`]) ends are answered 503.
     pub async fn shutdown(self) -> Result<(), Error> {
-        self.dispatcher.stop_accepting();
+        self.pipeline.stop_accepting();
         let _ = self.shutdown.send(true);
-        self.dispatcher.handle.go_away();
-        for task in self.tasks {
-            match task.await {
-                Ok(result) => result?,
-                Err(join) => return Err(Error::Io(std::io::Error::other(join))),
+        self.pipeline.handle.go_away();
+        let pipeline = self.pipeline.clone();
+        let drain = async move {
+            for task in self.tasks {
+                match task.await {
+                    Ok(result) => result?,
+                    Err(join) => return Err(Error::Io(std::io::Error::other(join))),
+                }
+            }
+            self.pipeline.handle.connections_gone().await;
+            #[cfg(feature = "broker")]
+            if let Some(task) = self.broker_task {
+                let _ = task.await;
+            }
+            Ok(())
+        };
+        tokio::pin!(drain);
+        match tokio::time::timeout(self.drain_timeout, &mut drain).await {
+            Ok(drained) => drained,
+            Err(_) => {
+                pipeline.abandon_calls();
+                drain.await
             }
         }
-        self.dispatcher.handle.connections_gone().await;
-        #[cfg(feature = "broker")]
-        if let Some(task) = self.broker_task {
-            let _ = task.await;
-        }
-        Ok(())
     }
 }

@@ -309,30 +309,6 @@ fn numbers(address: Address, stats: &Stats) -> ProcedureNumbers {
     }
 }
 
-/// `GET /telemetry`: the server, its transports and broker, and every
-/// procedure's numbers.
-pub(crate) fn report(
-    dispatcher: &crate::dispatch::Dispatcher,
-    websocket: bool,
-) -> serde_json::Value {
-    let handle = &dispatcher.handle;
-    serde_json::json!({
-        "server": handle.name(),
-        "instanceId": handle.instance_id(),
-        "framework": concat!("rpc-runtime ", env!("CARGO_PKG_VERSION")),
-        "startedAt": handle.started_at(),
-        "uptimeSeconds": handle.uptime().as_secs_f64(),
-        "transports": {
-            "http": handle.http_addr().map(|a| a.to_string()),
-            "websocket": websocket && handle.http_addr().is_some(),
-            "broker": dispatcher.forward.get().is_some(),
-        },
-        "broker": dispatcher.forward.get().map(|f| f.status()),
-        "websocket": { "connections": handle.connection_count() },
-        "procedures": dispatcher.telemetry.procedures(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

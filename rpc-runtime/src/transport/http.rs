@@ -1,10 +1,11 @@
 //! `POST /` (and any path no other route takes): one call per request,
 //! stateless, identity in every envelope (protocol section 3).
 
-use super::{Gateway, client_ip, trace_id};
+use super::{Gateway, client_ip};
 use crate::envelope::{self, Malformed};
+use crate::pipeline::Entry;
 use crate::server::Cors;
-use crate::{Call, Caller, RpcError};
+use crate::{Call, Metadata, RpcError};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -34,11 +35,13 @@ impl Default for HttpConfig {
 }
 
 /// Every request no other route took.
-pub(crate) async fn entry(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-) -> Response {
+pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    // Absent when the router is mounted in an app served without
+    // `into_make_service_with_connect_info`.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
     if gateway.ws.enabled
         && request.method() == Method::GET
         && is_websocket_upgrade(request.headers())
@@ -63,25 +66,18 @@ pub(crate) async fn entry(
             return respond(&gateway.http, &Err(error), correlation_id.as_ref());
         }
     };
-    if !gateway.dispatcher.is_accepting() {
-        let error = RpcError::new(503, "the server is shutting down");
-        return respond(&gateway.http, &Err(error), envelope.correlation_id.as_ref());
-    }
-    let call = Call {
-        address: envelope.address,
-        args: envelope.args,
-        identity: envelope.identity,
-        internal: false,
-        caller: Caller::Client {
-            transport: "http".into(),
-            connection_id: None,
-            ip: Some(client_ip(&parts.headers, peer)),
-            server: gateway.dispatcher.name.clone(),
-        },
-        trace_id: trace_id(),
-        deadline: None,
+    let metadata = Metadata {
+        transport: "http".into(),
+        ip: client_ip(&parts.headers, peer),
+        connection_id: None,
+        headers: parts.headers,
     };
-    let result = gateway.dispatcher.dispatch(call).await;
+    let call = super::client_call(&gateway, envelope.address, envelope.args, metadata);
+    let call = Call {
+        identity: envelope.identity,
+        ..call
+    };
+    let result = gateway.pipeline.dispatch(call, Entry::Transport).await;
     respond(&gateway.http, &result, envelope.correlation_id.as_ref())
 }
 

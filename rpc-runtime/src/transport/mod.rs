@@ -1,13 +1,13 @@
 //! The gateway transports on one port: HTTP calls, health, and (in
 //! `ws.rs`) WebSocket upgrades. Each transport turns its input into a
-//! [`Call`](crate::Call) and hands it to the dispatcher.
+//! [`Call`](crate::Call) and hands it to the pipeline.
 
 mod http;
 mod listener;
 mod pages;
 mod ws;
 
-use crate::dispatch::Dispatcher;
+use crate::pipeline::Pipeline;
 use crate::server::Cors;
 use axum::Router;
 use axum::routing::get;
@@ -22,7 +22,7 @@ pub(crate) use ws::WsConfig;
 
 /// What every route handler shares.
 pub(crate) struct Gateway {
-    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) http: HttpConfig,
     pub(crate) ws: WsConfig,
     pub(crate) pages: PagesConfig,
@@ -31,7 +31,7 @@ pub(crate) struct Gateway {
 /// The routes; CORS is applied around the whole router by [`serve`], once
 /// per connection rather than once per route and request.
 pub(crate) fn router(
-    dispatcher: Arc<Dispatcher>,
+    pipeline: Arc<Pipeline>,
     http: HttpConfig,
     ws: WsConfig,
     pages: PagesConfig,
@@ -41,7 +41,7 @@ pub(crate) fn router(
         &pages,
     );
     let gateway = Arc::new(Gateway {
-        dispatcher,
+        pipeline,
         http,
         ws,
         pages,
@@ -66,6 +66,14 @@ pub(crate) async fn serve(
             listener::serve(listener, service, timeout, stop).await
         }
         None => listener::serve(listener, router, timeout, stop).await,
+    }
+}
+
+/// The router with the CORS layer, for mounting in an application.
+pub(crate) fn with_cors(router: Router, cors: &Cors) -> Router {
+    match cors_layer(cors) {
+        Some(layer) => router.layer(layer),
+        None => router,
     }
 }
 
@@ -128,16 +136,47 @@ fn cors_layer(cors: &Cors) -> Option<tower_http::cors::CorsLayer> {
     }
 }
 
-/// The client's address: a valid `X-Real-IP` first, else the socket's peer.
+/// The client's address: a valid `X-Real-IP` first, else the socket's peer
+/// (unknown when a mounted router is served without connect info).
 pub(crate) fn client_ip(
     headers: &axum::http::HeaderMap,
-    peer: std::net::SocketAddr,
-) -> std::net::IpAddr {
+    peer: Option<std::net::SocketAddr>,
+) -> Option<std::net::IpAddr> {
     headers
         .get("x-real-ip")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| peer.ip())
+        .or_else(|| peer.map(|peer| peer.ip()))
+}
+
+/// A call from a client of a transport: external, with a fresh trace id.
+pub(crate) fn client_call(
+    gateway: &Gateway,
+    address: crate::Address,
+    args: serde_json::Value,
+    metadata: crate::Metadata,
+) -> crate::Call {
+    let metadata = Arc::new(metadata);
+    client_call_shared(gateway, address, args, &metadata)
+}
+
+/// [`client_call`] with metadata shared by the calls of a connection.
+pub(crate) fn client_call_shared(
+    gateway: &Gateway,
+    address: crate::Address,
+    args: serde_json::Value,
+    metadata: &Arc<crate::Metadata>,
+) -> crate::Call {
+    let mut call = crate::Call::new(address, args);
+    call.caller = crate::Caller::Client {
+        transport: metadata.transport.clone(),
+        connection_id: metadata.connection_id.clone(),
+        ip: metadata.ip,
+        server: gateway.pipeline.name.clone(),
+    };
+    call.trace_id = trace_id();
+    call.metadata = metadata.clone();
+    call
 }
 
 /// A fresh trace id for a call that enters through a transport: 32 hex

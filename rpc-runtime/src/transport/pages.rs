@@ -136,22 +136,22 @@ impl Page {
 
     /// The page's content; the caller has passed the mount's guard.
     fn render(self, gateway: &Gateway) -> Response {
-        let dispatcher = &gateway.dispatcher;
+        let pipeline = &gateway.pipeline;
         let pages = &gateway.pages;
         match self {
             #[cfg(feature = "docs")]
             Page::Docs => {
                 let specs = pages.specs.path(Page::DocsJson.path());
-                html(crate::docs::page(&dispatcher.name, specs.as_deref()))
+                html(crate::docs::page(&pipeline.name, specs.as_deref()))
             }
             #[cfg(feature = "docs")]
-            Page::DocsJson => json(&crate::docs::document(dispatcher, pages.show_internal)),
+            Page::DocsJson => json(&crate::docs::document(pipeline, pages.show_internal)),
             #[cfg(feature = "docs")]
             Page::OpenRpc => json(&crate::docs::openrpc_document(
-                dispatcher,
+                pipeline,
                 pages.show_internal,
             )),
-            Page::Telemetry => json(&crate::telemetry::report(dispatcher, gateway.ws.enabled)),
+            Page::Telemetry => json(&pipeline.report(gateway.ws.enabled)),
             Page::TelemetryHtml => {
                 let source = pages
                     .telemetry
@@ -160,8 +160,8 @@ impl Page {
                 html(crate::telemetry::PAGE.replace("{{TELEMETRY_URL}}", &escape(&source)))
             }
             Page::Metrics => {
-                let handle = &dispatcher.handle;
-                let text = dispatcher
+                let handle = &pipeline.handle;
+                let text = pipeline
                     .telemetry
                     .prometheus(handle.uptime(), handle.connection_count());
                 (
@@ -215,7 +215,7 @@ async fn guard(
         .map(str::to_owned)
         .or_else(|| params.get("token").map(|token| format!("Bearer {token}")));
     let identity = authorization.map(Identity::with_authorization);
-    match gateway.dispatcher.authenticate(identity.as_ref()).await {
+    match gateway.pipeline.authenticate(identity.as_ref()).await {
         Ok(_) => Ok(()),
         Err(error) => {
             let error = RpcError::unauthorized(error.message().to_owned());

@@ -7,11 +7,12 @@
 //! that task (no task per call); pushes from elsewhere arrive through an
 //! unbounded queue whose size in bytes is capped.
 
-use super::{Gateway, client_ip, trace_id};
+use super::{Gateway, client_call_shared, client_ip};
 use crate::envelope::{self, Frame, Malformed};
 use crate::events::run_hook;
+use crate::pipeline::Entry;
 use crate::server::connections::{Connection, ConnectionHook, close_code};
-use crate::{Call, Caller, Identity, RpcError, ServerHandle};
+use crate::{Identity, Metadata, RpcError, ServerHandle};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::{StatusCode, header};
@@ -65,7 +66,11 @@ type Running = Pin<Box<dyn Future<Output = (Option<Value>, Result<Value, RpcErro
 
 /// Accepts or refuses an upgrade: allowed origins, then the bearer token
 /// (`Authorization` header, or `token` query parameter for browsers).
-pub(crate) async fn upgrade(gateway: Arc<Gateway>, peer: SocketAddr, request: Request) -> Response {
+pub(crate) async fn upgrade(
+    gateway: Arc<Gateway>,
+    peer: Option<SocketAddr>,
+    request: Request,
+) -> Response {
     let ws_config = &gateway.ws;
     let (mut parts, _body) = request.into_parts();
     if let Some(allowed) = &ws_config.allowed_origins {
@@ -92,7 +97,7 @@ pub(crate) async fn upgrade(gateway: Arc<Gateway>, peer: SocketAddr, request: Re
         Some(authorization) => {
             let presented = Identity::with_authorization(authorization);
             if let (Some(authenticator), Some(token)) =
-                (gateway.dispatcher.authenticator(), presented.token())
+                (gateway.pipeline.authenticator(), presented.token())
             {
                 match crate::auth::check(authenticator.as_ref(), token.to_owned()).await {
                     Ok(user) => user_id = Some(user),
@@ -114,6 +119,7 @@ pub(crate) async fn upgrade(gateway: Arc<Gateway>, peer: SocketAddr, request: Re
         Err(rejection) => return rejection.into_response(),
     };
     let ip = client_ip(&parts.headers, peer);
+    let headers = parts.headers;
     let limit = ws_config.max_frame;
     upgrade
         // The read buffer is allocated up front for every connection; a
@@ -124,9 +130,16 @@ pub(crate) async fn upgrade(gateway: Arc<Gateway>, peer: SocketAddr, request: Re
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             let id = uuid::Uuid::new_v4().to_string();
+            let metadata = Arc::new(Metadata {
+                transport: "websocket".into(),
+                ip,
+                connection_id: Some(id.clone()),
+                headers,
+            });
             let max_queued = gateway.ws.max_queued_bytes;
+            let ip = ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
             let (connection, outbound) = Connection::new(id, ip, identity, user_id, max_queued);
-            Session::new(gateway, connection)
+            Session::new(gateway, connection, metadata)
                 .run(socket, outbound)
                 .await;
         })
@@ -153,7 +166,8 @@ struct Session {
     connection: Arc<Connection>,
     calls: FuturesUnordered<Running>,
     last_seen: Instant,
-    caller: Caller,
+    /// The upgrade request's, shared by every call on the connection.
+    metadata: Arc<Metadata>,
 }
 
 /// Why the task stops.
@@ -187,19 +201,13 @@ impl Drop for Listed {
 }
 
 impl Session {
-    fn new(gateway: Arc<Gateway>, connection: Arc<Connection>) -> Self {
-        let caller = Caller::Client {
-            transport: "websocket".into(),
-            connection_id: Some(connection.id.clone()),
-            ip: Some(connection.ip),
-            server: gateway.dispatcher.name.clone(),
-        };
+    fn new(gateway: Arc<Gateway>, connection: Arc<Connection>, metadata: Arc<Metadata>) -> Self {
         Session {
             gateway,
             connection,
             calls: FuturesUnordered::new(),
             last_seen: Instant::now(),
-            caller,
+            metadata,
         }
     }
 
@@ -209,7 +217,7 @@ impl Session {
         mut outbound: tokio::sync::mpsc::UnboundedReceiver<Utf8Bytes>,
     ) {
         let listed = Listed::new(
-            self.gateway.dispatcher.handle.clone(),
+            self.gateway.pipeline.handle.clone(),
             self.connection.clone(),
         );
         self.emit(&self.gateway.ws.hooks.connect);
@@ -380,12 +388,6 @@ impl Session {
                     }
                     return answered;
                 }
-                if !self.gateway.dispatcher.is_accepting() {
-                    let error = RpcError::new(503, "the server is shutting down");
-                    return self
-                        .answer(socket, &Err(error), correlation_id.as_ref())
-                        .await;
-                }
                 if self.calls.len() >= self.gateway.ws.max_in_flight {
                     let limit = self.gateway.ws.max_in_flight;
                     let busy = RpcError::new(
@@ -396,18 +398,19 @@ impl Session {
                         .answer(socket, &Err(busy), correlation_id.as_ref())
                         .await;
                 }
-                let call = Call {
-                    address: envelope.address,
-                    args: envelope.args,
-                    identity: self.connection.identity(),
-                    internal: false,
-                    caller: self.caller.clone(),
-                    trace_id: trace_id(),
-                    deadline: None,
-                };
-                let dispatcher = self.gateway.dispatcher.clone();
-                let mut running: Running =
-                    Box::pin(async move { (correlation_id, dispatcher.dispatch(call).await) });
+                let mut call = client_call_shared(
+                    &self.gateway,
+                    envelope.address,
+                    envelope.args,
+                    &self.metadata,
+                );
+                call.identity = self.connection.identity();
+                call.user_id = self.connection.user_id();
+                let pipeline = self.gateway.pipeline.clone();
+                let mut running: Running = Box::pin(async move {
+                    let result = pipeline.dispatch(call, Entry::Transport).await;
+                    (correlation_id, result)
+                });
                 // Most calls finish in their first poll: answer them at once,
                 // and keep only the others running on the connection.
                 match (&mut running).now_or_never() {
@@ -437,13 +440,13 @@ impl Session {
         }
         let mut user_id = self.connection.user_id();
         if let (Some(authenticator), Some(token)) =
-            (self.gateway.dispatcher.authenticator(), identity.token())
+            (self.gateway.pipeline.authenticator(), identity.token())
         {
             user_id = Some(crate::auth::check(authenticator.as_ref(), token.to_owned()).await?);
         }
         let changed = held.as_ref() != Some(&identity);
         self.gateway
-            .dispatcher
+            .pipeline
             .handle
             .hub()
             .set_identity(&self.connection, identity, user_id);

@@ -1,0 +1,476 @@
+//! The call pipeline: every call, from every entry (HTTP, WebSocket, a
+//! handler server's queue consumer, a call a procedure makes), runs here,
+//! through these stages in this order:
+//!
+//! 1. **Shutdown**: once the server drains, calls entering through a
+//!    transport are refused with 503 (calls procedures make, and calls the
+//!    broker delivered before its consumers were cancelled, still run).
+//! 2. **Lookup**: a procedure hosted here, one another server announced,
+//!    or, without a broker, none (404).
+//! 3. **Internal rule**: an `internal` procedure refuses outside calls (403).
+//! 4. **Authentication**: an `auth` procedure needs a token the
+//!    authenticator accepts (401); its user id goes into the call.
+//! 5. **Middleware**: the application's tower layers, the first added
+//!    outermost ([`middleware`]).
+//! 6. **Validation**: the args against the procedure's schema (422).
+//! 7. **Deadline**: the procedure's timeout, or the server's default, and
+//!    never later than the caller's deadline.
+//! 8. **Run**: the local handler (504 at the deadline, 503 when the drain
+//!    timeout ends), or the broker, which publishes and waits for the reply.
+//!
+//! Around all of it: the tracing span, telemetry, event hooks, and the log
+//! line of an error converted from another type (its cause never reaches
+//! the client). Transports only decode requests into [`Call`]s and encode
+//! the answers.
+
+pub(crate) mod deadline;
+pub mod middleware;
+#[cfg(feature = "rate-limit")]
+pub(crate) mod rate_limit;
+
+pub(crate) use deadline::{after, deadline_in};
+
+use crate::call::Invoke;
+use crate::events::{Event, EventKind, Events};
+use crate::procedure::BoxFuture;
+use crate::registry::{Local, Registry, Rules};
+use crate::state::States;
+use crate::{Authenticator, Call, Context, Identity, RpcError, ServerHandle};
+use futures_util::FutureExt;
+use middleware::CallService;
+use serde_json::Value;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+/// Where calls with no local handler go (the broker, when configured).
+pub(crate) trait Forward: Send + Sync {
+    /// Publishes the call to a remote handler server and waits for the
+    /// reply until the call's deadline.
+    fn forward(&self, call: Call) -> BoxFuture<Result<Value, RpcError>>;
+
+    /// What another server announced of this procedure, for the rules the
+    /// pipeline applies before a call leaves.
+    fn announced(&self, address: &crate::Address) -> Option<Arc<dyn Rules>>;
+
+    /// The procedures other servers announced.
+    fn remote_procedures(&self) -> Vec<crate::ProcedureSpec>;
+
+    /// The state of the link and the servers behind it, for telemetry.
+    fn status(&self) -> Value;
+}
+
+/// Where a call enters the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// From a client, through HTTP or WebSocket: refused once draining.
+    Transport,
+    /// Delivered by the broker to the handler server that hosts it.
+    #[cfg_attr(not(feature = "broker"), allow(dead_code, reason = "the broker's"))]
+    Broker,
+    /// Made by a procedure.
+    Procedure,
+}
+
+/// What a call resolves to.
+enum Target<'a> {
+    Local(&'a Local),
+    /// Forwarded through the broker, with the announced rules if known
+    /// (unknown procedures go anyway: the broker answers 404 for them).
+    Remote(Option<Arc<dyn Rules>>),
+    Missing,
+}
+
+impl Target<'_> {
+    fn rules(&self) -> Option<&dyn Rules> {
+        match self {
+            Target::Local(local) => Some(*local),
+            Target::Remote(rules) => rules.as_deref(),
+            Target::Missing => None,
+        }
+    }
+}
+
+pub(crate) struct Pipeline {
+    pub(crate) name: String,
+    pub(crate) registry: Registry,
+    events: Events,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    default_timeout: Duration,
+    pub(crate) forward: std::sync::OnceLock<Arc<dyn Forward>>,
+    pub(crate) handle: ServerHandle,
+    pub(crate) telemetry: crate::telemetry::Telemetry,
+    #[cfg_attr(
+        not(feature = "docs"),
+        allow(dead_code, reason = "read by rpc.discover")
+    )]
+    pub(crate) show_internal: bool,
+    states: States,
+    /// The middleware around stages 6 to 8, if the application gave any.
+    middleware: Option<CallService>,
+    accepting: AtomicBool,
+    /// Set when the drain timeout ends: calls still running answer 503.
+    drained: watch::Sender<bool>,
+    me: Weak<Pipeline>,
+}
+
+pub(crate) struct PipelineConfig {
+    pub(crate) name: String,
+    pub(crate) registry: Registry,
+    pub(crate) events: Events,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) default_timeout: Duration,
+    pub(crate) handle: ServerHandle,
+    pub(crate) telemetry: crate::telemetry::Telemetry,
+    pub(crate) show_internal: bool,
+    pub(crate) states: States,
+    pub(crate) layers: Vec<middleware::LayerFn>,
+}
+
+impl Pipeline {
+    pub(crate) fn new(config: PipelineConfig) -> Arc<Self> {
+        Arc::new_cyclic(|me| {
+            let middleware = middleware::stack(&config.layers, me.clone());
+            Pipeline {
+                name: config.name,
+                registry: config.registry,
+                events: config.events,
+                authenticator: config.authenticator,
+                default_timeout: config.default_timeout,
+                forward: std::sync::OnceLock::new(),
+                handle: config.handle,
+                telemetry: config.telemetry,
+                show_internal: config.show_internal,
+                states: config.states,
+                middleware,
+                accepting: AtomicBool::new(true),
+                drained: watch::Sender::new(false),
+                me: me.clone(),
+            }
+        })
+    }
+
+    /// Every procedure this server can route: its own, then announced ones.
+    pub(crate) fn routable(&self) -> Vec<crate::ProcedureSpec> {
+        let mut all: Vec<crate::ProcedureSpec> =
+            self.registry.iter().map(|l| l.spec.clone()).collect();
+        if let Some(forward) = self.forward.get() {
+            for spec in forward.remote_procedures() {
+                if self.registry.get(&spec.address).is_none() {
+                    all.push(spec);
+                }
+            }
+        }
+        all.sort_by(|a, b| a.address.cmp(&b.address));
+        all
+    }
+
+    #[cfg_attr(
+        not(feature = "broker"),
+        allow(dead_code, reason = "read by the broker")
+    )]
+    pub(crate) fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// Calls from clients are refused with 503 from now on; calls that
+    /// procedures make while they finish still run.
+    pub(crate) fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+    }
+
+    /// The drain timeout has ended: calls still running answer 503.
+    pub(crate) fn abandon_calls(&self) {
+        self.drained.send_replace(true);
+    }
+
+    /// Runs a call through every stage and reports it to telemetry, event
+    /// hooks and tracing.
+    pub(crate) async fn dispatch(&self, call: Call, entry: Entry) -> Result<Value, RpcError> {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "rpc.call",
+            rpc.scope = %call.address.scope,
+            rpc.procedure = %call.address.procedure,
+            rpc.version = %call.address.version,
+            rpc.trace_id = %call.trace_id,
+            rpc.transport = %call.metadata.transport,
+            rpc.user_id = tracing::field::Empty,
+            rpc.code = tracing::field::Empty,
+            rpc.duration_us = tracing::field::Empty,
+        );
+        // Hooks see the request as it came; only then is it copied.
+        let record = (!self.events.is_empty()).then(|| call.clone());
+        let target = self.lookup(&call.address);
+        // A call no local procedure runs is counted under its address, whose
+        // row is looked up before the call moves on; the address is copied
+        // only while it has no row yet.
+        let remote_row = (!matches!(target, Target::Local(_))).then(|| {
+            self.telemetry
+                .known(&call.address)
+                .ok_or_else(|| call.address.clone())
+        });
+        let local = match target {
+            Target::Local(local) => Some(local),
+            _ => None,
+        };
+        let result = self
+            .stages(call, entry, target)
+            .instrument(span.clone())
+            .await;
+        let duration = started.elapsed();
+        let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
+        match (local, remote_row) {
+            (Some(local), _) => self.telemetry.record(&local.stats, code, duration),
+            (None, Some(Ok(stats))) => self.telemetry.record(&stats, code, duration),
+            (None, Some(Err(address))) => self.telemetry.record_other(&address, code, duration),
+            (None, None) => {}
+        }
+        span.record("rpc.code", code);
+        span.record("rpc.duration_us", duration.as_micros() as u64);
+        if let Err(error) = &result
+            && let Some(cause) = error.cause()
+        {
+            tracing::error!(parent: &span, %cause, "the procedure failed");
+        }
+        if let Some(call) = &record {
+            self.events.emit(&Event {
+                kind: classify(&result),
+                call,
+                result: &result,
+                duration,
+            });
+        }
+        result
+    }
+
+    fn lookup(&self, address: &crate::Address) -> Target<'_> {
+        if let Some(local) = self.registry.get(address) {
+            return Target::Local(local);
+        }
+        match self.forward.get() {
+            Some(forward) => Target::Remote(forward.announced(address)),
+            None => Target::Missing,
+        }
+    }
+
+    /// Stages 1 to 5; the middleware (or, without any, this function)
+    /// goes on with [`Pipeline::run`].
+    async fn stages(
+        &self,
+        mut call: Call,
+        entry: Entry,
+        target: Target<'_>,
+    ) -> Result<Value, RpcError> {
+        if entry == Entry::Transport && !self.accepting.load(Ordering::Relaxed) {
+            return Err(RpcError::new(503, "the server is shutting down"));
+        }
+        if let Target::Missing = target {
+            return Err(not_found(&call));
+        }
+        if let Some(rules) = target.rules() {
+            let spec = rules.spec();
+            if spec.internal && !call.internal {
+                return Err(RpcError::forbidden(format!(
+                    "{} is internal: only other procedures may call it",
+                    call.address
+                )));
+            }
+            if spec.auth
+                && let Some(user_id) = self.authenticate(call.identity.as_ref()).await?
+            {
+                tracing::Span::current().record("rpc.user_id", user_id.as_str());
+                call.user_id = Some(user_id);
+            }
+        }
+        match &self.middleware {
+            None => self.run(call, target).await,
+            Some(service) => service.clone().oneshot(call).await,
+        }
+    }
+
+    /// Stages 6 to 8: validation, the deadline, then the handler or the
+    /// broker. Behind middleware the target is looked up again, since a
+    /// middleware may have changed the address.
+    async fn run(&self, mut call: Call, target: Target<'_>) -> Result<Value, RpcError> {
+        let rules = target.rules();
+        if let Some(rules) = rules {
+            rules.validate(&call.args)?;
+        }
+        let timeout = rules
+            .and_then(|rules| rules.spec().timeout_ms)
+            .map_or(self.default_timeout, Duration::from_millis);
+        let own_deadline = deadline_in(timeout);
+        let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
+        call.deadline = Some(deadline);
+        match target {
+            Target::Local(local) => self.run_local(call, local, deadline).await,
+            Target::Remote(_) => match self.forward.get() {
+                Some(forward) => {
+                    let forwarded = forward.forward(call);
+                    self.until_drained(forwarded)
+                        .await
+                        .unwrap_or_else(|| Err(drained()))
+                        .map_err(RpcError::forwarded)
+                }
+                None => Err(not_found(&call)),
+            },
+            Target::Missing => Err(not_found(&call)),
+        }
+    }
+
+    async fn run_local(
+        &self,
+        mut call: Call,
+        local: &Local,
+        deadline: Instant,
+    ) -> Result<Value, RpcError> {
+        let args = std::mem::take(&mut call.args);
+        let context = Context::for_call(call, self.invoker());
+        let address = &local.spec.address;
+        let mut running = AssertUnwindSafe((local.handler)(args, context)).catch_unwind();
+        // Most handlers finish in their first poll: they need no timer.
+        let outcome = match (&mut running).now_or_never() {
+            Some(outcome) => Some(Ok(outcome)),
+            None => {
+                self.until_drained(tokio::time::timeout_at(deadline.into(), running))
+                    .await
+            }
+        };
+        match outcome {
+            Some(Ok(Ok(Ok(data)))) => Ok(data),
+            Some(Ok(Ok(Err(error)))) => Err(error.mark_handler()),
+            Some(Ok(Err(_panic))) => {
+                tracing::error!(procedure = %address, "handler panicked");
+                Err(RpcError::internal().mark_handler())
+            }
+            Some(Err(_elapsed)) => Err(RpcError::new(
+                504,
+                format!("{address} did not answer before the deadline"),
+            )),
+            None => Err(drained()),
+        }
+    }
+
+    /// Runs `work` unless the drain timeout ends first (then `None`).
+    async fn until_drained<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let mut drained = self.drained.subscribe();
+        tokio::select! {
+            done = work => Some(done),
+            _ = drained.wait_for(|drained| *drained) => None,
+        }
+    }
+
+    /// Checks the identity of a call to an `auth` procedure; yields the
+    /// authenticator's user id when one is configured.
+    pub(crate) async fn authenticate(
+        &self,
+        identity: Option<&Identity>,
+    ) -> Result<Option<String>, RpcError> {
+        let Some(token) = identity.and_then(Identity::token) else {
+            return Err(RpcError::unauthorized(
+                "this procedure requires an identity with an authorization",
+            ));
+        };
+        match &self.authenticator {
+            Some(authenticator) => crate::auth::check(authenticator.as_ref(), token.to_owned())
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn authenticator(&self) -> Option<&Arc<dyn Authenticator>> {
+        self.authenticator.as_ref()
+    }
+
+    fn invoker(&self) -> Arc<dyn Invoke> {
+        // `me` is set by `new_cyclic`, and a pipeline that runs a call is
+        // alive: the upgrade succeeds.
+        match self.me.upgrade() {
+            Some(me) => me,
+            None => Arc::new(Detached(self.handle.clone())),
+        }
+    }
+
+    /// `GET /telemetry`: the server, its transports and broker, and every
+    /// procedure's numbers.
+    pub(crate) fn report(&self, websocket: bool) -> Value {
+        let handle = &self.handle;
+        serde_json::json!({
+            "server": handle.name(),
+            "instanceId": handle.instance_id(),
+            "framework": concat!("rpc-runtime ", env!("CARGO_PKG_VERSION")),
+            "startedAt": handle.started_at(),
+            "uptimeSeconds": handle.uptime().as_secs_f64(),
+            "transports": {
+                "http": handle.http_addr().map(|a| a.to_string()),
+                "websocket": websocket && handle.http_addr().is_some(),
+                "broker": self.forward.get().is_some(),
+            },
+            "broker": self.forward.get().map(|f| f.status()),
+            "websocket": { "connections": handle.connection_count() },
+            "procedures": self.telemetry.procedures(),
+        })
+    }
+}
+
+pub(crate) fn not_found(call: &Call) -> RpcError {
+    RpcError::not_found(format!(
+        "no procedure {:?} in scope {:?} with version {:?}",
+        call.address.procedure, call.address.scope, call.address.version
+    ))
+}
+
+fn drained() -> RpcError {
+    RpcError::new(503, "the server stopped before the call finished")
+}
+
+/// How a call ended, for event hooks.
+fn classify(result: &Result<Value, RpcError>) -> EventKind {
+    match result {
+        Ok(_) => EventKind::Success,
+        Err(error) if error.is_from_handler() => EventKind::HandlerError,
+        Err(error) if matches!(error.code(), 500 | 503 | 504) => EventKind::ServerError,
+        Err(_) => EventKind::Rejected,
+    }
+}
+
+impl Invoke for Pipeline {
+    fn invoke(&self, call: Call) -> BoxFuture<Result<Value, RpcError>> {
+        let Some(me) = self.me.upgrade() else {
+            return Box::pin(async { Err(RpcError::new(503, "the server has stopped")) });
+        };
+        Box::pin(async move { me.dispatch(call, Entry::Procedure).await })
+    }
+
+    fn server(&self) -> &ServerHandle {
+        &self.handle
+    }
+
+    fn states(&self) -> &States {
+        &self.states
+    }
+}
+
+/// Stands in for a pipeline that is being dropped.
+struct Detached(ServerHandle);
+
+impl Invoke for Detached {
+    fn invoke(&self, _call: Call) -> BoxFuture<Result<Value, RpcError>> {
+        Box::pin(async { Err(RpcError::new(503, "the server has stopped")) })
+    }
+
+    fn server(&self) -> &ServerHandle {
+        &self.0
+    }
+
+    fn states(&self) -> &States {
+        static NONE: std::sync::OnceLock<States> = std::sync::OnceLock::new();
+        NONE.get_or_init(States::default)
+    }
+}
