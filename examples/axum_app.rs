@@ -200,6 +200,18 @@ mod tests {
                 .status();
             assert_eq!(status.as_u16(), 200, "{path}");
         }
+        // The docs page links to its specs and sends calls relative to
+        // itself, so that it works under the prefix.
+        let page = client
+            .get(format!("{base}/rpc/docs"))
+            .send()
+            .await
+            .expect("answered")
+            .text()
+            .await
+            .expect("text");
+        assert!(page.contains(r#"const SPECS = "./docs.json";"#), "{page}");
+        assert!(page.contains(r#"new URL("./", location.href)"#), "{page}");
         assert_eq!(
             client
                 .get(&base)

@@ -243,7 +243,7 @@ async fn telemetry_counts_calls_errors_and_latency() {
 
     let (status, page) = get(&http, "/telemetry.html").await;
     assert_eq!(status, 200);
-    assert!(page.contains("<table id=\"procedures\">") && page.contains("\"/telemetry\""));
+    assert!(page.contains("<table id=\"procedures\">") && page.contains("\"./telemetry\""));
 
     let (status, metrics) = get(&http, "/metrics").await;
     assert_eq!(status, 200);

@@ -56,8 +56,10 @@ extern crate self as rpc_runtime;
 
 mod call;
 mod context;
+mod descriptor;
 mod envelope;
 mod error;
+mod html;
 mod identity;
 mod procedure;
 mod state;
@@ -68,6 +70,8 @@ mod auth;
 mod docs;
 #[cfg(feature = "server")]
 mod events;
+#[cfg(feature = "server")]
+mod hub;
 #[cfg(feature = "server")]
 mod pipeline;
 #[cfg(feature = "server")]
@@ -115,8 +119,10 @@ pub use client::{HttpClient, ServerMessages, WsClient, WsClientBuilder};
 #[cfg(feature = "server")]
 pub use events::{Event, EventKind};
 #[cfg(feature = "server")]
-pub use server::{
-    ConnectionInfo, Cors, RunningServer, Server, ServerBuilder, ServerHandle, stop_signal,
-};
+pub use hub::{ConnectionInfo, ServerHandle};
+#[cfg(feature = "server")]
+pub use server::{RunningServer, Server, ServerBuilder, stop_signal};
+#[cfg(feature = "server")]
+pub use transport::Cors;
 #[cfg(feature = "server")]
 pub use transport::Mount;

@@ -1,7 +1,8 @@
 //! The one door through which generated code reaches the runtime. Not part
 //! of the public API: nothing here is stable.
 
-pub use crate::procedure::{BoxFuture, Descriptor};
+pub use crate::descriptor::Descriptor;
+pub use crate::procedure::BoxFuture;
 pub use crate::state::StateKey;
 pub use inventory;
 pub use schemars;

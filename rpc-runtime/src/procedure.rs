@@ -1,8 +1,9 @@
-//! What a procedure is: its address, its typed marker ([`Procedure`]), the
-//! registration the macro submits ([`Descriptor`]), and the owned description
-//! shared with docs and other servers ([`ProcedureSpec`]).
+//! What a procedure is: its address, its typed marker ([`Procedure`]), and
+//! the owned description shared with docs and other servers
+//! ([`ProcedureSpec`]). The registration the macro submits is in
+//! `descriptor.rs`.
 
-use crate::{Context, RpcError};
+use crate::RpcError;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -158,62 +159,6 @@ impl JsonSchema for NoArgs {
             "properties": {},
             "additionalProperties": false
         })
-    }
-}
-
-/// The signature of a generated handler: JSON args in, JSON data out.
-pub type HandlerFn = fn(Value, Context) -> BoxFuture<Result<Value, RpcError>>;
-
-/// A registration, as `#[rpc]` submits it at link time.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Descriptor {
-    pub scope: &'static str,
-    pub procedure: &'static str,
-    pub version: &'static str,
-    pub description: &'static str,
-    pub internal: bool,
-    pub auth: bool,
-    pub timeout_ms: Option<u64>,
-    pub args_schema: fn() -> Value,
-    pub output_schema: fn() -> Value,
-    pub handler: HandlerFn,
-    pub states: fn() -> Vec<crate::state::StateKey>,
-    pub module: &'static str,
-    pub file: &'static str,
-    pub line: u32,
-}
-
-inventory::collect!(Descriptor);
-
-#[cfg_attr(
-    not(feature = "server"),
-    allow(dead_code, reason = "used by the registry")
-)]
-impl Descriptor {
-    /// Every procedure linked into this binary, in unspecified order.
-    pub(crate) fn all() -> impl Iterator<Item = &'static Descriptor> {
-        inventory::iter::<Descriptor>.into_iter()
-    }
-
-    pub(crate) fn address(&self) -> Address {
-        Address::new(self.scope, self.procedure, self.version)
-    }
-
-    pub(crate) fn spec(&self) -> ProcedureSpec {
-        ProcedureSpec {
-            address: self.address(),
-            description: self.description.to_owned(),
-            internal: self.internal,
-            auth: self.auth,
-            timeout_ms: self.timeout_ms,
-            args_schema: (self.args_schema)(),
-            output_schema: (self.output_schema)(),
-        }
-    }
-
-    pub(crate) fn location(&self) -> String {
-        format!("{}:{} ({})", self.file, self.line, self.module)
     }
 }
 

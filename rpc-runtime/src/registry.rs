@@ -1,7 +1,7 @@
 //! The table of procedures this server hosts, built once at startup from
 //! everything `#[rpc]` registered, sorted for lookup without allocation.
 
-use crate::procedure::{Descriptor, HandlerFn};
+use crate::descriptor::{Descriptor, HandlerFn};
 use crate::state::{StateKey, States};
 use crate::{Address, Error, FieldError, ProcedureSpec, RpcError};
 use jsonschema::Validator;

@@ -64,6 +64,17 @@ pub(crate) trait Forward: Send + Sync {
     fn status(&self) -> Value;
 }
 
+impl crate::hub::Routes for Pipeline {
+    fn routable(&self) -> Vec<crate::ProcedureSpec> {
+        Pipeline::routable(self)
+    }
+
+    #[cfg(feature = "docs")]
+    fn openrpc(&self) -> Value {
+        crate::docs::openrpc_document(&self.name, self.routable(), self.show_internal)
+    }
+}
+
 /// Where a call enters the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Entry {

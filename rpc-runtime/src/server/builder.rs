@@ -1,28 +1,16 @@
 //! Every server option, with its default, in one place.
 
 use super::Server;
-use super::connections::ConnectionInfo;
 use crate::events::{Event, Events};
+use crate::hub::ConnectionInfo;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::registry::Registry;
+use crate::transport::Cors;
 use crate::transport::{HttpConfig, Mount, PagesConfig, WsConfig};
 use crate::{Address, Authenticator, Error, ServerHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Which origins browsers may call from.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Cors {
-    /// Any origin, like the Node.js framework (the default).
-    #[default]
-    AnyOrigin,
-    /// Only these origins, e.g. `https://app.example.com`.
-    Origins(Vec<String>),
-    /// No CORS headers at all.
-    Disabled,
-}
 
 type HostFilter = Arc<dyn Fn(&Address) -> bool + Send + Sync>;
 
@@ -392,7 +380,8 @@ impl ServerBuilder {
             states: self.states,
             layers: self.layers,
         });
-        handle.attach(&pipeline);
+        let routes: std::sync::Weak<dyn crate::hub::Routes> = Arc::downgrade(&pipeline) as _;
+        handle.attach(routes);
         if self.ws_config.max_frame == 0 || self.ws_config.max_in_flight == 0 {
             return Err(Error::Config(
                 "WebSocket limits must be greater than 0".into(),

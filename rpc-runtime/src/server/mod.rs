@@ -3,16 +3,12 @@
 //! what it does not host through a broker when given one.
 
 mod builder;
-pub(crate) mod connections;
-mod handle;
 
-pub use builder::{Cors, ServerBuilder};
-pub use connections::ConnectionInfo;
-pub use handle::ServerHandle;
+pub use builder::ServerBuilder;
 
-use crate::Error;
 use crate::pipeline::Pipeline;
 use crate::transport::{self, HttpConfig, PagesConfig, WsConfig};
+use crate::{Error, ServerHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;

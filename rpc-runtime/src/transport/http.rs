@@ -4,7 +4,6 @@
 use super::{Gateway, client_ip};
 use crate::envelope::{self, Malformed};
 use crate::pipeline::Entry;
-use crate::server::Cors;
 use crate::{Call, Metadata, RpcError};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -13,6 +12,19 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// Which origins browsers may call from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cors {
+    /// Any origin, like the Node.js framework (the default).
+    #[default]
+    AnyOrigin,
+    /// Only these origins, e.g. `https://app.example.com`.
+    Origins(Vec<String>),
+    /// No CORS headers at all.
+    Disabled,
+}
 
 /// The HTTP options.
 #[derive(Clone, Debug)]

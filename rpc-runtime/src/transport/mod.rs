@@ -8,16 +8,14 @@ mod pages;
 mod ws;
 
 use crate::pipeline::Pipeline;
-use crate::server::Cors;
 use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
 
+pub use http::Cors;
 pub(crate) use http::HttpConfig;
 pub use pages::Mount;
 pub(crate) use pages::PagesConfig;
-#[cfg(feature = "docs")]
-pub(crate) use pages::escape;
 pub(crate) use ws::WsConfig;
 
 /// What every route handler shares.
@@ -147,6 +145,24 @@ pub(crate) fn client_ip(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok())
         .or_else(|| peer.map(|peer| peer.ip()))
+}
+
+/// The credentials of a request: its `Authorization` header, else a
+/// `token` query parameter (browsers cannot set headers on WebSocket
+/// upgrades or page loads) as a bearer token.
+pub(crate) fn authorization(
+    headers: &axum::http::HeaderMap,
+    query_token: Option<&str>,
+) -> Option<String> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            query_token
+                .filter(|token| !token.is_empty())
+                .map(|token| format!("Bearer {token}"))
+        })
 }
 
 /// A call from a client of a transport: external, with a fresh trace id.

@@ -141,23 +141,47 @@ impl Page {
         match self {
             #[cfg(feature = "docs")]
             Page::Docs => {
-                let specs = pages.specs.path(Page::DocsJson.path());
-                html(crate::docs::page(&pipeline.name, specs.as_deref()))
+                // Relative links, so that the page also works when the
+                // router is mounted under a prefix or behind a proxy.
+                let here = pages.docs.path(Page::Docs.path()).unwrap_or_default();
+                let specs = pages
+                    .specs
+                    .path(Page::DocsJson.path())
+                    .map(|specs| relative(&here, &specs));
+                html(crate::docs::page(
+                    &pipeline.name,
+                    specs.as_deref(),
+                    &relative(&here, "/"),
+                ))
             }
             #[cfg(feature = "docs")]
-            Page::DocsJson => json(&crate::docs::document(pipeline, pages.show_internal)),
+            Page::DocsJson => json(&crate::docs::document(
+                &pipeline.name,
+                pipeline.routable(),
+                pages.show_internal,
+            )),
             #[cfg(feature = "docs")]
             Page::OpenRpc => json(&crate::docs::openrpc_document(
-                pipeline,
+                &pipeline.name,
+                pipeline.routable(),
                 pages.show_internal,
             )),
             Page::Telemetry => json(&pipeline.report(gateway.ws.enabled)),
             Page::TelemetryHtml => {
-                let source = pages
-                    .telemetry
-                    .path(Page::Telemetry.path())
-                    .unwrap_or_default();
-                html(crate::telemetry::PAGE.replace("{{TELEMETRY_URL}}", &escape(&source)))
+                let source = relative(
+                    &pages
+                        .telemetry
+                        .path(Page::TelemetryHtml.path())
+                        .unwrap_or_default(),
+                    &pages
+                        .telemetry
+                        .path(Page::Telemetry.path())
+                        .unwrap_or_default(),
+                );
+                html(
+                    crate::telemetry::PAGE
+                        .replace("{{TELEMETRY_URL}}", &crate::html::escape(&source)),
+                )
             }
             Page::Metrics => {
                 let handle = &pipeline.handle;
@@ -175,6 +199,13 @@ impl Page {
             }
         }
     }
+}
+
+/// The link from the page at path `from` to the path `to`, relative, so
+/// that it holds under whatever prefix the router is mounted at.
+fn relative(from: &str, to: &str) -> String {
+    let depth = from.matches('/').count().saturating_sub(1);
+    format!("./{}{}", "../".repeat(depth), to.trim_start_matches('/'))
 }
 
 pub(crate) fn routes(router: Router<Arc<Gateway>>, config: &PagesConfig) -> Router<Arc<Gateway>> {
@@ -209,11 +240,7 @@ async fn guard(
     if !mount.require_auth {
         return Ok(());
     }
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| params.get("token").map(|token| format!("Bearer {token}")));
+    let authorization = super::authorization(headers, params.get("token").map(String::as_str));
     let identity = authorization.map(Identity::with_authorization);
     match gateway.pipeline.authenticate(identity.as_ref()).await {
         Ok(_) => Ok(()),
@@ -258,17 +285,14 @@ fn html(page: String) -> Response {
         .into_response()
 }
 
-/// Text safe to put inside HTML and inside a JavaScript string literal.
-pub(crate) fn escape(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            '\'' => "&#39;".to_owned(),
-            '\\' => "\\\\".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn links_are_relative_to_the_page() {
+        use super::relative;
+        assert_eq!(relative("/docs", "/docs.json"), "./docs.json");
+        assert_eq!(relative("/docs", "/"), "./");
+        assert_eq!(relative("/internal/docs", "/docs.json"), "./../docs.json");
+        assert_eq!(relative("/a/b/docs", "/a/docs.json"), "./../../a/docs.json");
+    }
 }

@@ -10,8 +10,8 @@
 use super::{Gateway, client_call_shared, client_ip};
 use crate::envelope::{self, Frame, Malformed};
 use crate::events::run_hook;
+use crate::hub::connections::{Connection, ConnectionHook, close_code};
 use crate::pipeline::Entry;
-use crate::server::connections::{Connection, ConnectionHook, close_code};
 use crate::{Identity, Metadata, RpcError, ServerHandle};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
@@ -38,7 +38,7 @@ pub(crate) struct WsConfig {
     pub(crate) write_timeout: Duration,
     pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) require_token: bool,
-    pub(crate) hooks: crate::server::connections::ConnectionHooks,
+    pub(crate) hooks: crate::hub::connections::ConnectionHooks,
 }
 
 impl Default for WsConfig {
@@ -85,12 +85,8 @@ pub(crate) async fn upgrade(
             );
         }
     }
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| query_token(parts.uri.query()).map(|token| format!("Bearer {token}")));
+    let token = query_token(parts.uri.query());
+    let authorization = super::authorization(&parts.headers, token.as_deref());
     let mut identity = None;
     let mut user_id = None;
     match authorization {

@@ -1,7 +1,7 @@
 //! A cheap, cloneable handle on a running server, for handlers (through
 //! `Context::server`) and for code outside the server.
 
-use super::connections::{ConnectionInfo, Hub, close_code};
+use crate::hub::connections::{ConnectionInfo, Hub, close_code};
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub struct ServerHandle {
 struct Inner {
     hub: Hub,
     http_addr: std::sync::OnceLock<std::net::SocketAddr>,
-    pipeline: std::sync::OnceLock<std::sync::Weak<crate::pipeline::Pipeline>>,
+    routes: std::sync::OnceLock<std::sync::Weak<dyn super::Routes>>,
     name: String,
     instance_id: String,
     started: Instant,
@@ -38,7 +38,7 @@ impl ServerHandle {
             inner: Arc::new(Inner {
                 hub: Hub::default(),
                 http_addr: std::sync::OnceLock::new(),
-                pipeline: std::sync::OnceLock::new(),
+                routes: std::sync::OnceLock::new(),
                 name,
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 started: Instant::now(),
@@ -71,8 +71,12 @@ impl ServerHandle {
         &self.inner.hub
     }
 
-    pub(crate) fn attach(&self, pipeline: &std::sync::Arc<crate::pipeline::Pipeline>) {
-        let _ = self.inner.pipeline.set(std::sync::Arc::downgrade(pipeline));
+    pub(crate) fn attach(&self, routes: std::sync::Weak<dyn super::Routes>) {
+        let _ = self.inner.routes.set(routes);
+    }
+
+    fn routes(&self) -> Option<std::sync::Arc<dyn super::Routes>> {
+        self.inner.routes.get().and_then(std::sync::Weak::upgrade)
     }
 
     pub(crate) fn set_http_addr(&self, addr: std::net::SocketAddr) {
@@ -87,26 +91,15 @@ impl ServerHandle {
     /// Every procedure the server can route: its own and, with a broker,
     /// those other servers announce.
     pub fn procedures(&self) -> Vec<crate::ProcedureSpec> {
-        self.inner
-            .pipeline
-            .get()
-            .and_then(std::sync::Weak::upgrade)
-            .map(|d| d.routable())
+        self.routes()
+            .map(|routes| routes.routable())
             .unwrap_or_default()
     }
 
     /// The server's OpenRPC document, as `rpc.discover` answers it.
     #[cfg(feature = "docs")]
     pub fn openrpc(&self) -> Option<serde_json::Value> {
-        let pipeline = self
-            .inner
-            .pipeline
-            .get()
-            .and_then(std::sync::Weak::upgrade)?;
-        Some(crate::docs::openrpc_document(
-            &pipeline,
-            pipeline.show_internal,
-        ))
+        self.routes().map(|routes| routes.openrpc())
     }
 
     /// Pushes `{"serverMessage": message}` to one connection; false if it
