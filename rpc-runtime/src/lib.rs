@@ -37,9 +37,64 @@
 //! }
 //! ```
 //!
+//! # State, errors, middleware, mounting
+//!
+//! A procedure asks for application state by type ([`State`]), uses `?` on
+//! any error (it answers 500 and is logged with its cause; [`RpcError`]
+//! chooses another code), reads its request through [`Context`]; the
+//! server takes tower layers as [`middleware`] and mounts in an axum app:
+//!
+//! ```no_run
+//! use rpc_runtime::middleware::{from_fn, CallService, Quota, RateLimit};
+//! use rpc_runtime::{rpc, Call, Context, JsonSchema, Server, State};
+//! use serde::{Deserialize, Serialize};
+//! use std::num::NonZeroU32;
+//! use tower::ServiceExt;
+//!
+//! #[derive(Clone)]
+//! struct Db(std::sync::Arc<std::collections::HashMap<u64, String>>);
+//!
+//! #[derive(Deserialize, Serialize, JsonSchema)]
+//! struct GetUser {
+//!     id: u64,
+//! }
+//!
+//! /// Fetches a user's name.
+//! #[rpc(procedure = "get-user", scope = "users")]
+//! async fn get_user(args: GetUser, State(db): State<Db>, ctx: Context) -> anyhow::Result<String> {
+//!     let _request_id = ctx.headers().get("x-request-id");
+//!     let name = db.0.get(&args.id).ok_or_else(|| anyhow::anyhow!("no user {}", args.id))?;
+//!     Ok(name.clone())
+//! }
+//!
+//! # async fn run() -> Result<(), rpc_runtime::Error> {
+//! let audit = from_fn(|call: Call, next: CallService| async move {
+//!     let address = call.address.clone();
+//!     let answer = next.oneshot(call).await;
+//!     tracing::info!(%address, ok = answer.is_ok(), "audited");
+//!     answer
+//! });
+//! let rpc = Server::builder()
+//!     .state(Db(Default::default()))
+//!     .layer(RateLimit::per_user(Quota::per_second(NonZeroU32::new(20).unwrap())))
+//!     .layer(audit)
+//!     .build()?
+//!     .start()
+//!     .await?;
+//! // Mounted under /rpc in the application's own router.
+//! let app = axum::Router::new().nest("/rpc", rpc.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+//!     .with_graceful_shutdown(rpc_runtime::stop_signal())
+//!     .await?;
+//! rpc.shutdown().await
+//! # }
+//! ```
+//!
 //! The README of the repository is the manual: the attribute's keys and
 //! accepted signatures, the server's options, the wire protocol, and the
-//! linker note for procedures defined in other crates.
+//! linker note for procedures defined in other crates;
+//! `docs/ARCHITECTURE.md` maps the call pipeline.
 //!
 //! # Features
 //!
@@ -47,6 +102,8 @@
 //! - `broker` (default): forwarding calls between servers through RabbitMQ.
 //! - `docs` (default): the generated API pages and specs.
 //! - `client` (default): a typed client over HTTP and WebSocket.
+//! - `rate-limit` (default): the [`RateLimit`](middleware::RateLimit)
+//!   middleware, on `governor`.
 //!
 //! Without default features only what `#[rpc]` expands to is compiled.
 
