@@ -373,14 +373,13 @@ async fn run() {
     let round_count = env_or("BENCH_ROUNDS", 6);
     let duration = Duration::from_millis(env_or("BENCH_MILLIS", 2000));
 
-    let handler = Server::builder()
-        .name("bench-handler")
-        .broker(uri.clone())
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("the handler server starts (is RabbitMQ running?)");
+    let handler =
+        rpc_benches::application(Server::builder().name("bench-handler").broker(uri.clone()))
+            .build()
+            .expect("build")
+            .start()
+            .await
+            .expect("the handler server starts (is RabbitMQ running?)");
     let gateway = framework_server(
         Server::builder()
             .name("bench-gateway")

@@ -3,7 +3,7 @@
 //! not the client, take most of the CPU, and both sides of a comparison run
 //! under the same client in the same process.
 
-use rpc_runtime::{JsonSchema, rpc};
+use rpc_runtime::{JsonSchema, State, rpc};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,10 +21,33 @@ pub struct AddArgs {
     pub b: i64,
 }
 
-/// Adds two integers; served by the framework side of every benchmark.
+/// The application state the benchmarked procedure takes, as a real one
+/// takes a pool.
+#[derive(Clone, Default)]
+pub struct Offset(pub std::sync::Arc<i64>);
+
+/// Adds two integers (and the state's offset, zero); served by the
+/// framework side of every benchmark.
 #[rpc(procedure = "add", scope = "math")]
-pub async fn add(args: AddArgs) -> i64 {
-    args.a.wrapping_add(args.b)
+pub async fn add(args: AddArgs, State(offset): State<Offset>) -> i64 {
+    args.a.wrapping_add(args.b).wrapping_add(*offset.0)
+}
+
+/// What every framework server of the benchmarks runs with, as an
+/// application would: the state `add` takes, and one middleware (one that
+/// passes every call on, so that what is measured is the cost of having
+/// one).
+///
+/// `BENCH_NO_MIDDLEWARE=1` leaves the middleware out, to measure its cost.
+pub fn application(builder: rpc_runtime::ServerBuilder) -> rpc_runtime::ServerBuilder {
+    use rpc_runtime::middleware::{CallService, from_fn};
+    let builder = builder.state(Offset::default());
+    if std::env::var_os("BENCH_NO_MIDDLEWARE").is_some() {
+        return builder;
+    }
+    builder.layer(from_fn(|call, next: CallService| {
+        tower::ServiceExt::oneshot(next, call)
+    }))
 }
 
 /// A whole number from the environment, or a default.
@@ -142,9 +165,10 @@ pub async fn gather(
     (total, all)
 }
 
-/// Starts a framework server on an ephemeral loopback port.
+/// Starts a framework server on an ephemeral loopback port, with the
+/// application's state and middleware.
 pub async fn framework_server(builder: rpc_runtime::ServerBuilder) -> rpc_runtime::RunningServer {
-    builder
+    application(builder)
         .http("127.0.0.1:0")
         .build()
         .expect("build")

@@ -297,8 +297,7 @@ async fn counted_typed(addr: SocketAddr, calls: u64) {
 
 /// The child process: a server that prints its address and waits.
 async fn idle_server() {
-    let server = Server::builder()
-        .name("idle")
+    let server = rpc_benches::application(Server::builder().name("idle"))
         .http("127.0.0.1:0")
         .build()
         .expect("build")
