@@ -74,10 +74,9 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
         ),
     };
 
-    let decode = function
-        .args
-        .first()
-        .map(|_| quote!(let __rpc_args = #private::decode_args::<#ident>(__rpc_value)?;));
+    // A procedure without args still decodes `NoArgs`, which refuses
+    // anything but an empty object.
+    let decode = quote!(let __rpc_args = #private::decode_args::<#ident>(__rpc_value)?;);
     let state_idents: Vec<_> = (0..function.states.len())
         .map(|i| format_ident!("__rpc_state_{}", i))
         .collect();
@@ -138,15 +137,18 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
         const _: () = {
             #[allow(unused_variables, non_snake_case)]
             fn #handler(
-                __rpc_value: #private::Value,
+                __rpc_value: &#private::Value,
                 __rpc_context: ::rpc_runtime::Context,
-            ) -> #private::BoxFuture<::core::result::Result<#private::Value, ::rpc_runtime::RpcError>> {
-                ::std::boxed::Box::pin(async move {
-                    #decode
-                    #(#extract_states)*
+            ) -> ::core::result::Result<
+                #private::BoxFuture<::core::result::Result<#private::Value, ::rpc_runtime::RpcError>>,
+                ::rpc_runtime::RpcError,
+            > {
+                #decode
+                #(#extract_states)*
+                ::core::result::Result::Ok(::std::boxed::Box::pin(async move {
                     let __rpc_out = #ident(#(#call_args),*).await;
                     #private::encode_result::<#ident>(#into_result)
-                })
+                }))
             }
 
             fn #states_fn() -> ::std::vec::Vec<#private::StateKey> {

@@ -5,8 +5,11 @@ use crate::procedure::BoxFuture;
 use crate::{Address, Context, ProcedureSpec, RpcError};
 use serde_json::Value;
 
-/// The signature of a generated handler: JSON args in, JSON data out.
-pub type HandlerFn = fn(Value, Context) -> BoxFuture<Result<Value, RpcError>>;
+/// The signature of a generated handler: it decodes the args (straight into
+/// the procedure's args type) and reads its state at once, then yields the
+/// running call. An `Err` is a decode failure: the pipeline answers it with
+/// the schema validator's list of failures.
+pub type HandlerFn = fn(&Value, Context) -> Result<BoxFuture<Result<Value, RpcError>>, RpcError>;
 
 /// A registration, as `#[rpc]` submits it at link time.
 #[doc(hidden)]

@@ -194,11 +194,31 @@ struct WireOut<'a> {
 }
 
 /// Writes the response to a call.
+/// [`encode_response`] as text, for WebSocket frames (serde_json writes
+/// UTF-8, so nothing is checked again).
+pub(crate) fn encode_response_text(
+    result: &Result<Value, RpcError>,
+    correlation_id: Option<&Value>,
+) -> String {
+    // Writing a Value-based struct into a String cannot fail.
+    serde_json::to_string(&wire_out(result, correlation_id)).unwrap_or_default()
+}
+
 pub(crate) fn encode_response(
     result: &Result<Value, RpcError>,
     correlation_id: Option<&Value>,
 ) -> Vec<u8> {
-    let wire = match result {
+    let mut out = Vec::with_capacity(256);
+    // Serializing a Value-based struct to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &wire_out(result, correlation_id));
+    out
+}
+
+fn wire_out<'a>(
+    result: &'a Result<Value, RpcError>,
+    correlation_id: Option<&'a Value>,
+) -> WireOut<'a> {
+    match result {
         Ok(data) => WireOut {
             code: 200,
             success: true,
@@ -215,11 +235,7 @@ pub(crate) fn encode_response(
             errors: (!error.errors().is_empty()).then_some(error.errors()),
             correlation_id,
         },
-    };
-    let mut out = Vec::with_capacity(256);
-    // Serializing a Value-based struct to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, &wire);
-    out
+    }
 }
 
 /// A frame as read by clients: a response, or (over WebSocket) a server

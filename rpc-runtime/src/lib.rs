@@ -134,6 +134,8 @@ mod pipeline;
 #[cfg(feature = "server")]
 mod registry;
 #[cfg(feature = "server")]
+mod schema;
+#[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "server")]
 mod telemetry;

@@ -31,9 +31,9 @@ impl<T, E> RpcResult for Result<T, E> {
     }
 }
 
-/// Decodes args that have already passed the procedure's schema.
-pub fn decode_args<P: Procedure>(args: Value) -> Result<P::Args, RpcError> {
-    serde_json::from_value(args)
+/// Decodes args: straight from the parsed JSON into the args type.
+pub fn decode_args<P: Procedure>(args: &Value) -> Result<P::Args, RpcError> {
+    serde::Deserialize::deserialize(args)
         .map_err(|error| RpcError::new(422, format!("args could not be decoded: {error}")))
 }
 

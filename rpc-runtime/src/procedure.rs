@@ -111,7 +111,7 @@ pub trait RpcOutput: Serialize + JsonSchema + Send + 'static {}
 impl<T: Serialize + JsonSchema + Send + 'static> RpcOutput for T {}
 
 /// The args of a procedure that takes none: `{}` on the wire; a missing or
-/// `null` args also decodes to it.
+/// `null` args also decodes to it, an object with any property does not.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NoArgs;
 
@@ -137,11 +137,12 @@ impl<'de> Deserialize<'de> for NoArgs {
                 self,
                 mut map: A,
             ) -> Result<NoArgs, A::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(NoArgs)
+                match map.next_key::<String>()? {
+                    None => Ok(NoArgs),
+                    Some(key) => Err(serde::de::Error::custom(format_args!(
+                        "this procedure takes no args, not {key:?}"
+                    ))),
+                }
             }
         }
         deserializer.deserialize_any(Visitor)

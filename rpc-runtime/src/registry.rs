@@ -18,6 +18,13 @@ pub(crate) trait Rules: Send + Sync {
 
     /// Checks args against the schema, listing every failure.
     fn validate(&self, args: &Value) -> Result<(), RpcError>;
+
+    /// Whether decoding the args into their type enforces everything the
+    /// schema asks: then the schema validator runs only when decoding
+    /// fails, to list the failures.
+    fn checked_by_type(&self) -> bool {
+        false
+    }
 }
 
 /// A procedure hosted here, with its compiled args validator.
@@ -28,6 +35,8 @@ pub(crate) struct Local {
     pub(crate) stats: std::sync::Arc<crate::telemetry::Stats>,
     /// The state types its signature asks for.
     pub(crate) needs: Vec<StateKey>,
+    /// See [`Rules::checked_by_type`].
+    pub(crate) checked_by_type: bool,
 }
 
 impl Rules for Local {
@@ -37,6 +46,10 @@ impl Rules for Local {
 
     fn validate(&self, args: &Value) -> Result<(), RpcError> {
         validate(&self.validator, args)
+    }
+
+    fn checked_by_type(&self) -> bool {
+        self.checked_by_type
     }
 }
 
@@ -83,6 +96,7 @@ impl Registry {
     pub(crate) fn from_inventory(
         host: &dyn Fn(&Address) -> bool,
         telemetry: &crate::telemetry::Telemetry,
+        always_validate: bool,
     ) -> Result<Self, Error> {
         let mut by_address: BTreeMap<Address, Vec<&'static Descriptor>> = BTreeMap::new();
         for descriptor in Descriptor::all() {
@@ -116,12 +130,15 @@ impl Registry {
             }
             let spec = descriptor.spec();
             let validator = compile(&address, &spec.args_schema)?;
+            let checked_by_type =
+                !always_validate && crate::schema::enforced_by_serde(&spec.args_schema);
             entries.push(Local {
                 stats: telemetry.local(&address),
                 spec,
                 validator,
                 handler: descriptor.handler,
                 needs: (descriptor.states)(),
+                checked_by_type,
             });
         }
         Ok(Registry { entries })

@@ -39,7 +39,7 @@ use crate::{Authenticator, Call, Context, Identity, RpcError, ServerHandle};
 use futures_util::FutureExt;
 use middleware::CallService;
 use serde_json::Value;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -309,7 +309,9 @@ impl Pipeline {
     /// middleware may have changed the address.
     async fn run(&self, mut call: Call, target: Target<'_>) -> Result<Value, RpcError> {
         let rules = target.rules();
-        if let Some(rules) = rules {
+        if let Some(rules) = rules
+            && !rules.checked_by_type()
+        {
             rules.validate(&call.args)?;
         }
         let timeout = rules
@@ -343,7 +345,24 @@ impl Pipeline {
         let args = std::mem::take(&mut call.args);
         let context = Context::for_call(call, self.invoker());
         let address = &local.spec.address;
-        let mut running = AssertUnwindSafe((local.handler)(args, context)).catch_unwind();
+        let running = match catch_unwind(AssertUnwindSafe(|| (local.handler)(&args, context))) {
+            Ok(Ok(running)) => running,
+            // Decoding failed: the validator lists what is wrong (it has
+            // already run, and passed, unless the type checks the schema).
+            Ok(Err(decode)) => {
+                return Err(if local.checked_by_type() {
+                    local.validate(&args).err().unwrap_or(decode)
+                } else {
+                    decode
+                });
+            }
+            Err(_panic) => {
+                tracing::error!(procedure = %address, "handler panicked");
+                return Err(RpcError::internal().mark_handler());
+            }
+        };
+        drop(args);
+        let mut running = AssertUnwindSafe(running).catch_unwind();
         // Most handlers finish in their first poll: they need no timer.
         let outcome = match (&mut running).now_or_never() {
             Some(outcome) => Some(Ok(outcome)),

@@ -29,6 +29,7 @@ pub struct ServerBuilder {
     pub(super) states: crate::state::States,
     pub(super) layers: Vec<crate::pipeline::middleware::LayerFn>,
     pub(super) drain_timeout: Duration,
+    pub(super) always_validate: bool,
     #[cfg(feature = "broker")]
     pub(super) broker: Option<crate::broker::BrokerConfig>,
 }
@@ -48,6 +49,7 @@ impl Default for ServerBuilder {
             states: crate::state::States::default(),
             layers: Vec::new(),
             drain_timeout: Duration::from_secs(30),
+            always_validate: false,
             #[cfg(feature = "broker")]
             broker: None,
         }
@@ -221,6 +223,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs the args schema validator on every call. By default it runs
+    /// only for procedures whose schema asks more than their args type
+    /// enforces when decoding (formats, lengths, patterns, ranges...), and
+    /// otherwise only when decoding fails, to list every failure: the
+    /// answers are the same, at the cost of serde alone. This relies on the
+    /// args schema being the one `schemars` derives from the type; turn
+    /// this on if a hand-written `JsonSchema` impl, or `#[schemars(with)]`
+    /// or `#[schemars(required)]`, makes a schema ask more than serde
+    /// checks.
+    pub fn always_validate(mut self, yes: bool) -> Self {
+        self.always_validate = yes;
+        self
+    }
+
     /// How long a shutdown waits for the calls in flight; calls still
     /// running then are answered 503. Default 30 s.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
@@ -365,7 +381,7 @@ impl ServerBuilder {
         }
         let host = self.host.clone();
         let telemetry = crate::telemetry::Telemetry::default();
-        let registry = Registry::from_inventory(&*host, &telemetry)?;
+        let registry = Registry::from_inventory(&*host, &telemetry, self.always_validate)?;
         registry.check_states(&self.states)?;
         let handle = ServerHandle::new(self.name.clone());
         let pipeline = Pipeline::new(PipelineConfig {

@@ -250,7 +250,10 @@ impl Session {
                 _ = ping.tick() => self.keep_alive(&mut socket).await,
             };
             let flushed = match step {
-                Ok(()) => self.flush(&mut socket).await,
+                Ok(()) => match self.drain_input(&mut socket).await {
+                    Ok(()) => self.flush(&mut socket).await,
+                    Err(stop) => Err(stop),
+                },
                 Err(stop) => Err(stop),
             };
             if let Err(stop) = flushed {
@@ -288,6 +291,23 @@ impl Session {
         }
         drop(listed);
         self.emit(&self.gateway.ws.hooks.disconnect);
+    }
+
+    /// Handles the frames that already arrived (a client with calls in
+    /// flight sends them back to back) before anything is flushed, so that
+    /// their answers leave in one write instead of one each. Bounded, so
+    /// that a client streaming frames still sees its answers.
+    async fn drain_input(&mut self, socket: &mut WebSocket) -> Result<(), Stop> {
+        const MAX_FRAMES_PER_WRITE: usize = 64;
+        for _ in 0..MAX_FRAMES_PER_WRITE {
+            // `recv` is cancel-safe: a frame not complete yet stays in the
+            // socket's buffer for the next poll.
+            match socket.recv().now_or_never() {
+                Some(frame) => self.on_frame(socket, frame).await?,
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     fn emit(&self, hooks: &[ConnectionHook]) {
@@ -477,24 +497,33 @@ impl Session {
 
     // `&mut self` rather than `&self`: the session is not `Sync`.
     async fn feed(&mut self, socket: &mut WebSocket, message: Message) -> Result<(), Stop> {
-        match tokio::time::timeout(self.gateway.ws.write_timeout, socket.feed(message)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Stop::Gone),
-        }
+        within(self.gateway.ws.write_timeout, socket.feed(message)).await
     }
 
     async fn flush(&mut self, socket: &mut WebSocket) -> Result<(), Stop> {
-        match tokio::time::timeout(self.gateway.ws.write_timeout, socket.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Stop::Gone),
-        }
+        within(self.gateway.ws.write_timeout, socket.flush()).await
     }
 }
 
+/// A write that must make progress within `limit`. Most writes complete in
+/// their first poll (into the socket's buffer): those set no timer.
+async fn within(
+    limit: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), Stop> {
+    let mut write = std::pin::pin!(write);
+    let written = match (&mut write).now_or_never() {
+        Some(written) => written,
+        None => match tokio::time::timeout(limit, write).await {
+            Ok(written) => written,
+            Err(_) => return Err(Stop::Gone),
+        },
+    };
+    written.map_err(|_| Stop::Gone)
+}
+
 fn response_frame(result: &Result<Value, RpcError>, correlation_id: Option<&Value>) -> Message {
-    let bytes = envelope::encode_response(result, correlation_id);
-    // serde_json writes UTF-8.
-    Message::Text(String::from_utf8(bytes).unwrap_or_default().into())
+    Message::Text(envelope::encode_response_text(result, correlation_id).into())
 }
 
 fn is_too_big(error: &axum::Error) -> bool {
