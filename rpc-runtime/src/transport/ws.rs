@@ -121,7 +121,11 @@ pub(crate) async fn upgrade(
         // The read buffer is allocated up front for every connection; a
         // small one keeps idle connections cheap.
         .read_buffer_size(2 * 1024)
-        .write_buffer_size(0)
+        // Frames collect in the write buffer (which grows only as needed)
+        // until the session flushes, so that the answers to the calls
+        // that arrived together leave in one write; a buffer of 0 would
+        // write every frame on its own.
+        .write_buffer_size(64 * 1024)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
