@@ -205,6 +205,9 @@ async fn telemetry_counts_calls_errors_and_latency() {
         .await;
     http.call(json!({"procedure": "login", "scope": "auth", "args": {"email": "a@b.c", "password": "wrong"}})).await;
     http.call(json!({"procedure": "nowhere"})).await;
+    // Runs the internal `geo/all-locations` too.
+    http.call(json!({"procedure": "list-locations", "scope": "geo"}))
+        .await;
     let (status, body) = get(&http, "/telemetry").await;
     assert_eq!(status, 200);
     let report: Value = serde_json::from_str(&body).expect("json");
@@ -261,13 +264,72 @@ async fn telemetry_counts_calls_errors_and_latency() {
             .contains(r#"rpc_calls_total{scope="math",procedure="add",version="1",code="422"} 1"#),
         "{metrics}"
     );
+    // Durations are histograms per scope, procedure, version and code.
+    assert!(
+        metrics.contains("# TYPE rpc_call_duration_seconds histogram"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(
-            r#"rpc_call_duration_seconds{scope="math",procedure="add",version="1",quantile="0.99"}"#
+            r#"rpc_call_duration_seconds_bucket{scope="math",procedure="add",version="1",code="200",le="+Inf"} 3"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"rpc_call_duration_seconds_count{scope="math",procedure="add",version="1",code="422"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"rpc_call_duration_seconds_bucket{scope="math",procedure="add",version="1",code="200",le="0.005"}"#
         ),
         "{metrics}"
     );
     assert!(metrics.contains("rpc_websocket_connections 0"), "{metrics}");
+    // Internal procedures are hidden, as on /docs.
+    assert!(row("geo", "list-locations")["calls"] == json!(1));
+    assert!(
+        !body.contains("all-locations") && !metrics.contains("all-locations"),
+        "{body}\n{metrics}"
+    );
+    let (_, page) = get(&http, "/telemetry.html").await;
+    assert!(!page.contains("all-locations"));
+    server.shutdown().await.expect("stops");
+
+    // A server that opts in shows them, with buckets of its choice.
+    let server = start(
+        quickstart_server()
+            .show_internal(true)
+            .metrics_buckets([0.001, 0.1]),
+    )
+    .await;
+    let http = Http::new(server.http_addr().expect("http"));
+    http.call(json!({"procedure": "list-locations", "scope": "geo"}))
+        .await;
+    let (_, body) = get(&http, "/telemetry").await;
+    assert!(body.contains("all-locations"), "{body}");
+    let (_, metrics) = get(&http, "/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"rpc_call_duration_seconds_bucket{scope="geo",procedure="all-locations",version="1",code="200",le="0.1"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(r#"le="0.005""#), "{metrics}");
+    server.shutdown().await.expect("stops");
+
+    // The application's own metrics on the same endpoint.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("app_orders_total").increment(2);
+    });
+    let server = start(quickstart_server().application_metrics(recorder.handle())).await;
+    let http = Http::new(server.http_addr().expect("http"));
+    let (_, metrics) = get(&http, "/metrics").await;
+    assert!(metrics.contains("app_orders_total 2"), "{metrics}");
+    assert!(metrics.contains("rpc_uptime_seconds"), "{metrics}");
 }
 
 #[tokio::test]

@@ -105,6 +105,33 @@ mod procs {
         })
     }
 
+    /// What the procedure sees of its trace, and of a call it makes.
+    #[rpc(procedure = "traced", scope = "pipe-trace")]
+    pub async fn traced(ctx: Context) -> Result<Value, RpcError> {
+        let nested = ctx
+            .call_json(
+                rpc_runtime::Address::new("pipe-trace", "nested", "1"),
+                json!({}),
+            )
+            .await?;
+        Ok(json!({
+            "traceId": ctx.trace_id(),
+            "spanId": ctx.span_id(),
+            "parent": ctx.trace().and_then(|t| t.parent_span_id.clone()),
+            "state": ctx.trace().and_then(|t| t.state.clone()),
+            "nested": nested,
+        }))
+    }
+
+    /// Called by `traced`.
+    #[rpc(procedure = "nested", scope = "pipe-trace", internal)]
+    pub async fn nested(ctx: Context) -> Value {
+        json!({
+            "traceId": ctx.trace_id(),
+            "parent": ctx.trace().and_then(|t| t.parent_span_id.clone()),
+        })
+    }
+
     /// Echoes its args.
     #[rpc(procedure = "echo", scope = "pipe-mw")]
     pub async fn echo(args: Value) -> Value {
@@ -769,6 +796,102 @@ fn tokio_util_lines(
     ))
 }
 
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[tokio::test]
+async fn w3c_trace_context_is_read_started_continued_and_carried_through_the_broker() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const PARENT: &str = "00f067aa0ba902b7";
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let check = |data: &Value, parent: Option<&str>| {
+        assert_eq!(data["traceId"], TRACE, "{data}");
+        if let Some(parent) = parent {
+            assert_eq!(data["parent"], parent, "{data}");
+        }
+        let span = data["spanId"].as_str().expect("a span id");
+        assert!(is_hex(span, 16), "{data}");
+        assert_eq!(data["nested"]["traceId"], TRACE, "{data}");
+        assert_eq!(data["nested"]["parent"], span, "nested calls are children");
+    };
+    let server = start(Server::builder().host(scope("pipe-trace"))).await;
+    let addr = server.http_addr().expect("http");
+    let http = Http::new(addr);
+    // HTTP: the headers.
+    let body: Value = http
+        .client()
+        .post(format!("{}/", http.url()))
+        .header("traceparent", &traceparent)
+        .header("tracestate", "vendor=x")
+        .json(&envelope("pipe-trace", "traced", json!({})))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    check(&body["data"], Some(PARENT));
+    assert_eq!(body["data"]["state"], "vendor=x");
+    // Started when absent (or malformed).
+    let (_, body) = http.call(envelope("pipe-trace", "traced", json!({}))).await;
+    let fresh = body["data"]["traceId"].as_str().expect("a trace id");
+    assert!(is_hex(fresh, 32) && fresh != TRACE, "{body}");
+    assert_eq!(body["data"]["parent"], Value::Null);
+    // WebSocket: the per-call field.
+    let mut socket = raw::connect(addr).await;
+    raw::send(
+        &mut socket,
+        json!({"scope": "pipe-trace", "procedure": "traced", "correlationId": 1,
+               "traceparent": traceparent}),
+    )
+    .await;
+    check(&raw::recv(&mut socket).await["data"], Some(PARENT));
+
+    // Through RabbitMQ: the handler server's call is the gateway's child.
+    let handler = start_broker(
+        Server::builder()
+            .name(unique("trace-handler"))
+            .broker(rabbitmq_uri())
+            .host(scope("pipe-trace")),
+    )
+    .await;
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let seen = spans.clone();
+    let gateway = start(
+        Server::builder()
+            .name(unique("trace-gateway"))
+            .broker(rabbitmq_uri())
+            .host_none()
+            .layer(from_fn(move |call: Call, next: CallService| {
+                seen.lock().expect("lock").push(call.span_id.clone());
+                next.oneshot(call)
+            })),
+    )
+    .await;
+    let through = Http::new(gateway.http_addr().expect("http"));
+    let body: Value = through
+        .client()
+        .post(format!("{}/", through.url()))
+        .header("traceparent", &traceparent)
+        .json(&envelope("pipe-trace", "traced", json!({})))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    let gateway_span = spans
+        .lock()
+        .expect("lock")
+        .pop()
+        .expect("the gateway's span");
+    check(&body["data"], Some(&gateway_span));
+    gateway.shutdown().await.expect("gateway stops");
+    handler.shutdown().await.expect("handler stops");
+    server.shutdown().await.expect("server stops");
+}
+
 #[tokio::test]
 async fn credentials_never_reach_the_logs() {
     logs();
@@ -797,5 +920,22 @@ async fn credentials_never_reach_the_logs() {
     .await;
     let text = logged();
     assert!(!text.contains("credential-77"), "{text}");
+    // The call's log line carries what an operator filters on.
+    let line = text
+        .lines()
+        .find(|line| line.contains("call answered") && line.contains("pipe-mw"))
+        .expect("a log line for the call");
+    for field in [
+        "rpc.scope=pipe-mw",
+        "rpc.procedure=mine",
+        "rpc.version=1",
+        "rpc.transport=http",
+        "rpc.user_id=\"someone\"",
+        "rpc.code=200",
+        "rpc.duration_us=",
+        "rpc.trace_id=",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
     server.shutdown().await.expect("stops");
 }

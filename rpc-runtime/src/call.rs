@@ -23,8 +23,14 @@ pub struct Call {
     pub internal: bool,
     /// Who made the call.
     pub caller: Caller,
-    /// Shared by a call and every call it makes, for tracing.
+    /// The W3C trace id (32 hex digits), shared by a call and every call
+    /// it makes: from the request's `traceparent`, else a fresh one.
     pub trace_id: String,
+    /// The call's own span id (16 hex digits), given by the pipeline: the
+    /// parent of the calls it makes.
+    pub span_id: String,
+    /// The caller's span and the incoming `tracestate`.
+    pub trace: crate::trace::TraceContext,
     /// When the caller stops waiting.
     pub deadline: Option<Instant>,
     /// The user id the authenticator gave the call's identity: set by the
@@ -47,7 +53,12 @@ impl Call {
             identity: None,
             internal: false,
             caller: Caller::Detached,
-            trace_id: String::new(),
+            trace_id: crate::trace::new_trace_id(),
+            span_id: String::new(),
+            trace: crate::trace::TraceContext {
+                sampled: true,
+                ..Default::default()
+            },
             deadline: None,
             user_id: None,
             metadata: Arc::default(),

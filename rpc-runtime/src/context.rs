@@ -129,9 +129,30 @@ impl Context {
         self.inner.call.as_ref().map(|call| &call.address)
     }
 
-    /// The trace id shared by this call and every call it makes.
+    /// The W3C trace id (32 hex digits) shared by this call and every call
+    /// it makes; what logs and tracing backends show.
     pub fn trace_id(&self) -> &str {
         self.inner.call.as_ref().map_or("", |call| &call.trace_id)
+    }
+
+    /// This call's span id (16 hex digits): the parent of the calls it
+    /// makes.
+    pub fn span_id(&self) -> &str {
+        self.inner.call.as_ref().map_or("", |call| &call.span_id)
+    }
+
+    /// Where this call's trace came from: the caller's span id, the
+    /// `sampled` flag and the `tracestate`.
+    pub fn trace(&self) -> Option<&crate::TraceContext> {
+        self.inner.call.as_ref().map(|call| &call.trace)
+    }
+
+    /// The `traceparent` header value that continues this call's trace, for
+    /// requests a procedure makes to other services.
+    pub fn traceparent(&self) -> Option<String> {
+        let call = self.inner.call.as_ref()?;
+        (!call.span_id.is_empty())
+            .then(|| crate::trace::traceparent(&call.trace_id, &call.span_id, call.trace.sampled))
     }
 
     /// When the caller stops waiting.
@@ -190,7 +211,29 @@ impl Context {
             identity: self.identity().cloned(),
             internal: true,
             caller,
-            trace_id: self.trace_id().to_owned(),
+            trace_id: match self.trace_id() {
+                "" => crate::trace::new_trace_id(),
+                id => id.to_owned(),
+            },
+            span_id: String::new(),
+            trace: crate::trace::TraceContext {
+                parent_span_id: self
+                    .inner
+                    .call
+                    .as_ref()
+                    .map(|call| call.span_id.clone())
+                    .filter(|id| !id.is_empty()),
+                sampled: self
+                    .inner
+                    .call
+                    .as_ref()
+                    .is_none_or(|call| call.trace.sampled),
+                state: self
+                    .inner
+                    .call
+                    .as_ref()
+                    .and_then(|call| call.trace.state.clone()),
+            },
             deadline: self.deadline(),
             user_id: self.user_id().map(str::to_owned),
             metadata: self

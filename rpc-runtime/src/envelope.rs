@@ -16,6 +16,10 @@ pub(crate) struct Envelope {
     pub(crate) args: Value,
     pub(crate) identity: Option<Identity>,
     pub(crate) correlation_id: Option<Value>,
+    /// A per-call W3C `traceparent` (and `tracestate`), for clients that
+    /// cannot set headers per call (WebSocket).
+    pub(crate) traceparent: Option<String>,
+    pub(crate) tracestate: Option<String>,
 }
 
 /// What a WebSocket frame asks for (protocol section 4).
@@ -64,12 +68,19 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Malformed
 /// Reads a call: every field but `procedure` (or `method`) is optional.
 pub(crate) fn parse_call(mut object: Map<String, Value>) -> Result<Envelope, Malformed> {
     let correlation_id = correlation_id(&mut object)?;
+    let mut text = |key: &str| match object.remove(key) {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    };
+    let (traceparent, tracestate) = (text("traceparent"), text("tracestate"));
     match read_call(&mut object) {
         Ok((address, args, identity)) => Ok(Envelope {
             address,
             args,
             identity,
             correlation_id,
+            traceparent,
+            tracestate,
         }),
         Err(message) => Err(Malformed::new(message, correlation_id)),
     }

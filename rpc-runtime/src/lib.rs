@@ -120,6 +120,7 @@ mod html;
 mod identity;
 mod procedure;
 mod state;
+mod trace;
 
 #[cfg(feature = "server")]
 mod auth;
@@ -161,6 +162,7 @@ pub use procedure::{
 pub use rpc_macros::rpc;
 pub use schemars::JsonSchema;
 pub use state::State;
+pub use trace::TraceContext;
 
 /// Middleware: tower layers around every call (see
 /// [`ServerBuilder::layer`]), and the ones that ship with the framework.

@@ -133,7 +133,7 @@ impl Registry {
             let checked_by_type =
                 !always_validate && crate::schema::enforced_by_serde(&spec.args_schema);
             entries.push(Local {
-                stats: telemetry.local(&address),
+                stats: telemetry.local(&address, spec.internal),
                 spec,
                 validator,
                 handler: descriptor.handler,

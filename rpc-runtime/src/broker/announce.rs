@@ -31,6 +31,7 @@ impl Broker {
                 | Announcement::Goodbye { instance_id }
                     if instance_id != self.handle.instance_id() =>
                 {
+                    self.count(|counters| &counters.broker_announcements);
                     self.remote.apply(announcement);
                 }
                 _ => {}

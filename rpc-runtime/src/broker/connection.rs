@@ -48,8 +48,11 @@ impl Broker {
             match self.connect().await {
                 Ok(session) => {
                     backoff = MIN_BACKOFF;
-                    if let Some(first) = first.take() {
-                        let _ = first.send(Ok(()));
+                    match first.take() {
+                        Some(first) => {
+                            let _ = first.send(Ok(()));
+                        }
+                        None => self.count(|counters| &counters.broker_reconnects),
                     }
                     self.state.send_replace(BrokerState::Connected);
                     let lost = session.lost.clone();

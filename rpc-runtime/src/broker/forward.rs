@@ -27,6 +27,7 @@ impl Broker {
         // Under a resource alarm RabbitMQ takes nothing from publishers:
         // a call would only wait in the connection's buffer.
         if link.connection.status().blocked() {
+            self.count(|counters| &counters.broker_blocked_refusals);
             return Err(RpcError::new(
                 503,
                 "the message broker is refusing messages (resource alarm)",
@@ -42,6 +43,8 @@ impl Broker {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let _waiting = Waiting::new(self, id, reply);
+        let span_id = call.span_id;
+        let trace = call.trace;
         let message = CallMessage {
             address: call.address,
             args: call.args,
@@ -63,6 +66,7 @@ impl Broker {
             None => queue_name(&address).into(),
         };
         let properties = BasicProperties::default()
+            .with_headers(wire::trace_headers(&message.trace_id, &span_id, &trace))
             .with_correlation_id(wire::correlation_id(id))
             .with_reply_to(REPLY_TO.into())
             .with_expiration(wire::expiration(remaining))

@@ -112,6 +112,7 @@ pub(crate) struct Broker {
     /// Notified when `in_flight` or `pending` runs out: a draining server
     /// waits for both.
     idle: Notify,
+    counters: Arc<crate::telemetry::Counters>,
     me: Weak<Broker>,
 }
 
@@ -135,6 +136,7 @@ impl Broker {
             state: watch::Sender::new(BrokerState::Connecting),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            counters: pipeline.telemetry.counters.clone(),
             me: me.clone(),
         })
     }
@@ -178,6 +180,14 @@ impl Broker {
             .clone()
     }
 
+    /// Adds one to a counter of the server's telemetry.
+    fn count(
+        &self,
+        counter: impl FnOnce(&crate::telemetry::Counters) -> &std::sync::atomic::AtomicU64,
+    ) {
+        crate::telemetry::Counters::add(counter(&self.counters));
+    }
+
     fn pending(&self) -> MutexGuard<'_, HashMap<u64, Reply>> {
         self.pending
             .lock()
@@ -207,6 +217,23 @@ impl Forward for Broker {
         self.remote
             .get(address)
             .map(|remote| remote as Arc<dyn crate::registry::Rules>)
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            (
+                "rpc_broker_forwarded_in_flight",
+                self.pending().len() as f64,
+            ),
+            (
+                "rpc_broker_calls_held",
+                self.in_flight.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "rpc_broker_connected",
+                f64::from(u8::from(self.state() == BrokerState::Connected)),
+            ),
+        ]
     }
 
     fn remote_procedures(&self) -> Vec<ProcedureSpec> {

@@ -68,6 +68,7 @@ impl Broker {
             return;
         }
         let reply_to = delivery.properties.reply_to().clone();
+        let traced = super::wire::trace_from_headers(delivery.properties.headers().as_ref());
         let correlation_id = delivery.properties.correlation_id().clone();
         let result = match serde_json::from_slice::<CallMessage>(&delivery.data) {
             Ok(message) if message.timeout_ms == 0 => {
@@ -75,13 +76,24 @@ impl Broker {
                 return;
             }
             Ok(message) => {
+                let (trace_id, trace) = traced.unwrap_or_else(|| {
+                    (
+                        message.trace_id,
+                        crate::trace::TraceContext {
+                            sampled: true,
+                            ..Default::default()
+                        },
+                    )
+                });
                 let call = Call {
                     address: message.address,
                     args: message.args,
                     identity: message.identity,
                     internal: message.internal,
                     caller: message.caller,
-                    trace_id: message.trace_id,
+                    trace_id,
+                    span_id: String::new(),
+                    trace,
                     deadline: Some(deadline_in(Duration::from_millis(message.timeout_ms))),
                     user_id: message.user_id,
                     metadata: Arc::new(message.metadata),

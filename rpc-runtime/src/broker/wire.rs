@@ -90,6 +90,47 @@ pub(crate) fn queue_name(address: &Address) -> String {
     format!("rpc|hashed|{hash:016x}")
 }
 
+/// The AMQP headers of a call: the W3C trace context of the gateway's
+/// span, `traceparent` and (if any) `tracestate`.
+pub(crate) fn trace_headers(
+    trace_id: &str,
+    span_id: &str,
+    trace: &crate::trace::TraceContext,
+) -> FieldTable {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "traceparent".into(),
+        AMQPValue::LongString(crate::trace::traceparent(trace_id, span_id, trace.sampled).into()),
+    );
+    if let Some(state) = &trace.state {
+        headers.insert(
+            "tracestate".into(),
+            AMQPValue::LongString(state.as_str().into()),
+        );
+    }
+    headers
+}
+
+/// The trace a delivered call continues, from its AMQP headers.
+pub(crate) fn trace_from_headers(
+    headers: Option<&FieldTable>,
+) -> Option<(String, crate::trace::TraceContext)> {
+    let text = |name: &str| match headers?.inner().get(name)? {
+        AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
+        AMQPValue::ShortString(value) => Some(value.as_str()),
+        _ => None,
+    };
+    let parent = crate::trace::TraceParent::parse(text("traceparent")?)?;
+    Some((
+        parent.trace_id,
+        crate::trace::TraceContext {
+            parent_span_id: Some(parent.parent_id),
+            sampled: parent.sampled,
+            state: text("tracestate").map(str::to_owned),
+        },
+    ))
+}
+
 /// The body of a call message.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -21,6 +21,7 @@ struct Inner {
     instance_id: String,
     started: Instant,
     started_at: SystemTime,
+    counters: Arc<crate::telemetry::Counters>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -33,7 +34,7 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
-    pub(crate) fn new(name: String) -> Self {
+    pub(crate) fn new(name: String, counters: Arc<crate::telemetry::Counters>) -> Self {
         ServerHandle {
             inner: Arc::new(Inner {
                 hub: Hub::default(),
@@ -43,6 +44,7 @@ impl ServerHandle {
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 started: Instant::now(),
                 started_at: SystemTime::now(),
+                counters,
             }),
         }
     }
@@ -105,10 +107,23 @@ impl ServerHandle {
     /// Pushes `{"serverMessage": message}` to one connection; false if it
     /// is gone (or too far behind in reading, in which case it is closed).
     pub fn send_to_connection(&self, connection_id: &str, message: impl Serialize) -> bool {
-        match (self.inner.hub.get(connection_id), push_frame(&message)) {
+        let sent = match (self.inner.hub.get(connection_id), push_frame(&message)) {
             (Some(connection), Some(frame)) => connection.push(frame),
             _ => false,
-        }
+        };
+        self.count_pushes(usize::from(sent), usize::from(!sent));
+        sent
+    }
+
+    fn count_pushes(&self, sent: usize, dropped: usize) {
+        use std::sync::atomic::Ordering;
+        let counters = &self.inner.counters;
+        counters
+            .pushes_sent
+            .fetch_add(sent as u64, Ordering::Relaxed);
+        counters
+            .pushes_dropped
+            .fetch_add(dropped as u64, Ordering::Relaxed);
     }
 
     /// Pushes a server message to every connection of a user; returns how
@@ -127,7 +142,9 @@ impl ServerHandle {
             return 0;
         };
         let connections = self.inner.hub.of_users(user_ids);
-        connections.iter().filter(|c| c.push(frame.clone())).count()
+        let sent = connections.iter().filter(|c| c.push(frame.clone())).count();
+        self.count_pushes(sent, connections.len() - sent);
+        sent
     }
 
     /// Pushes a server message to every connection.
@@ -136,7 +153,9 @@ impl ServerHandle {
             return 0;
         };
         let connections = self.inner.hub.all();
-        connections.iter().filter(|c| c.push(frame.clone())).count()
+        let sent = connections.iter().filter(|c| c.push(frame.clone())).count();
+        self.count_pushes(sent, connections.len() - sent);
+        sent
     }
 
     /// Closes one connection (close code 1000); false if it is gone.

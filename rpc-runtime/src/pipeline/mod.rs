@@ -25,6 +25,8 @@
 
 pub(crate) mod deadline;
 pub mod middleware;
+#[cfg(feature = "otel")]
+mod otel;
 #[cfg(feature = "rate-limit")]
 pub(crate) mod rate_limit;
 
@@ -59,6 +61,9 @@ pub(crate) trait Forward: Send + Sync {
 
     /// The procedures other servers announced.
     fn remote_procedures(&self) -> Vec<crate::ProcedureSpec>;
+
+    /// Gauges for `/metrics`.
+    fn gauges(&self) -> Vec<(&'static str, f64)>;
 
     /// The state of the link and the servers behind it, for telemetry.
     fn status(&self) -> Value;
@@ -201,19 +206,24 @@ impl Pipeline {
 
     /// Runs a call through every stage and reports it to telemetry, event
     /// hooks and tracing.
-    pub(crate) async fn dispatch(&self, call: Call, entry: Entry) -> Result<Value, RpcError> {
+    pub(crate) async fn dispatch(&self, mut call: Call, entry: Entry) -> Result<Value, RpcError> {
         let started = Instant::now();
         let span = tracing::info_span!(
             "rpc.call",
+            otel.kind = if entry == Entry::Procedure { "internal" } else { "server" },
+            rpc.system = "rpc-runtime",
             rpc.scope = %call.address.scope,
             rpc.procedure = %call.address.procedure,
             rpc.version = %call.address.version,
-            rpc.trace_id = %call.trace_id,
+            rpc.trace_id = tracing::field::Empty,
+            rpc.span_id = tracing::field::Empty,
+            rpc.parent_span_id = tracing::field::Empty,
             rpc.transport = %call.metadata.transport,
             rpc.user_id = tracing::field::Empty,
             rpc.code = tracing::field::Empty,
             rpc.duration_us = tracing::field::Empty,
         );
+        trace_call(&span, &mut call);
         // Hooks see the request as it came; only then is it copied.
         let record = (!self.events.is_empty()).then(|| call.clone());
         let target = self.lookup(&call.address);
@@ -229,6 +239,7 @@ impl Pipeline {
             Target::Local(local) => Some(local),
             _ => None,
         };
+        let internal = target.rules().is_some_and(|rules| rules.spec().internal);
         let result = self
             .stages(call, entry, target)
             .instrument(span.clone())
@@ -238,11 +249,14 @@ impl Pipeline {
         match (local, remote_row) {
             (Some(local), _) => self.telemetry.record(&local.stats, code, duration),
             (None, Some(Ok(stats))) => self.telemetry.record(&stats, code, duration),
-            (None, Some(Err(address))) => self.telemetry.record_other(&address, code, duration),
+            (None, Some(Err(address))) => self
+                .telemetry
+                .record_other(&address, internal, code, duration),
             (None, None) => {}
         }
         span.record("rpc.code", code);
         span.record("rpc.duration_us", duration.as_micros() as u64);
+        tracing::debug!(parent: &span, "call answered");
         if let Err(error) = &result
             && let Some(cause) = error.cause()
         {
@@ -427,6 +441,18 @@ impl Pipeline {
         }
     }
 
+    /// `GET /metrics`.
+    pub(crate) fn metrics(&self) -> String {
+        let mut gauges = vec![(
+            "rpc_websocket_connections",
+            self.handle.connection_count() as f64,
+        )];
+        if let Some(forward) = self.forward.get() {
+            gauges.extend(forward.gauges());
+        }
+        self.telemetry.prometheus(self.handle.uptime(), &gauges)
+    }
+
     /// `GET /telemetry`: the server, its transports and broker, and every
     /// procedure's numbers.
     pub(crate) fn report(&self, websocket: bool) -> Value {
@@ -446,6 +472,23 @@ impl Pipeline {
             "websocket": { "connections": handle.connection_count() },
             "procedures": self.telemetry.procedures(),
         })
+    }
+}
+
+/// Gives the call its span id and records its trace on the span. With the
+/// `otel` feature, the span continues the incoming trace in OpenTelemetry,
+/// and the ids are OpenTelemetry's when a layer exports them.
+fn trace_call(span: &tracing::Span, call: &mut Call) {
+    call.span_id = crate::trace::new_span_id();
+    #[cfg(feature = "otel")]
+    otel::link(span, call);
+    span.record("rpc.trace_id", call.trace_id.as_str());
+    span.record("rpc.span_id", call.span_id.as_str());
+    if let Some(parent) = &call.trace.parent_span_id {
+        span.record("rpc.parent_span_id", parent.as_str());
+    }
+    if let Some(user_id) = &call.user_id {
+        span.record("rpc.user_id", user_id.as_str());
     }
 }
 

@@ -30,6 +30,8 @@ pub struct ServerBuilder {
     pub(super) layers: Vec<crate::pipeline::middleware::LayerFn>,
     pub(super) drain_timeout: Duration,
     pub(super) always_validate: bool,
+    pub(super) metrics_buckets: Vec<f64>,
+    pub(super) application_metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     #[cfg(feature = "broker")]
     pub(super) broker: Option<crate::broker::BrokerConfig>,
 }
@@ -50,6 +52,8 @@ impl Default for ServerBuilder {
             layers: Vec::new(),
             drain_timeout: Duration::from_secs(30),
             always_validate: false,
+            metrics_buckets: crate::telemetry::DEFAULT_BUCKETS.to_vec(),
+            application_metrics: None,
             #[cfg(feature = "broker")]
             broker: None,
         }
@@ -320,10 +324,39 @@ impl ServerBuilder {
     }
 
     /// Whether docs, specs and `rpc.discover` list internal procedures
-    /// (marked internal). Default: hidden.
+    /// (marked internal); the same as [`ServerBuilder::show_internal`],
+    /// which also covers telemetry and metrics. Default: hidden.
     #[cfg(feature = "docs")]
     pub fn docs_show_internal(mut self, show: bool) -> Self {
         self.pages.show_internal = show;
+        self
+    }
+
+    /// Whether docs, specs, `rpc.discover`, telemetry and metrics list
+    /// internal procedures. Default: hidden, from all of them.
+    pub fn show_internal(mut self, show: bool) -> Self {
+        self.pages.show_internal = show;
+        self
+    }
+
+    /// The buckets (upper bounds in seconds) of the call duration
+    /// histograms on `/metrics`. Default: 5 ms to 10 s, as Prometheus
+    /// client libraries have them.
+    pub fn metrics_buckets(mut self, seconds: impl IntoIterator<Item = f64>) -> Self {
+        self.metrics_buckets = seconds.into_iter().collect();
+        self
+    }
+
+    /// Puts the application's own metrics on the server's `/metrics`: give
+    /// the handle of the Prometheus recorder the application installed
+    /// (`metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()`),
+    /// and what it records with the `metrics` macros is rendered after the
+    /// server's figures.
+    pub fn application_metrics(
+        mut self,
+        handle: metrics_exporter_prometheus::PrometheusHandle,
+    ) -> Self {
+        self.application_metrics = Some(handle);
         self
     }
 
@@ -380,10 +413,14 @@ impl ServerBuilder {
             return Err(Error::Config("body_limit must be greater than 0".into()));
         }
         let host = self.host.clone();
-        let telemetry = crate::telemetry::Telemetry::default();
+        let telemetry = crate::telemetry::Telemetry::new(crate::telemetry::TelemetryConfig {
+            buckets: self.metrics_buckets,
+            show_internal: self.pages.show_internal,
+            application: self.application_metrics,
+        });
         let registry = Registry::from_inventory(&*host, &telemetry, self.always_validate)?;
         registry.check_states(&self.states)?;
-        let handle = ServerHandle::new(self.name.clone());
+        let handle = ServerHandle::new(self.name.clone(), telemetry.counters.clone());
         let pipeline = Pipeline::new(PipelineConfig {
             name: self.name.clone(),
             registry,

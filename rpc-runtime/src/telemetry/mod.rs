@@ -1,7 +1,13 @@
 //! What a server has been doing: per-procedure calls, errors by code and
-//! latency percentiles, for `GET /telemetry` (JSON and an HTML view) and
-//! `GET /metrics` (Prometheus text, through `metrics-exporter-prometheus`
-//! with a recorder of the server's own, so no global recorder is taken).
+//! latency, for `GET /telemetry` (JSON and an HTML view, with percentiles)
+//! and `GET /metrics` (Prometheus text: counters and gauges through
+//! `metrics-exporter-prometheus` with a recorder of the server's own, so no
+//! global recorder is taken; call durations as histograms per scope,
+//! procedure, version and code, with configurable buckets; and, appended,
+//! the application's own metrics if it hands its handle to the server).
+//!
+//! Internal procedures are left out of both unless the server opts in, as
+//! on `/docs`.
 
 use crate::Address;
 use metrics::{Key, Label, Metadata, Recorder};
@@ -104,15 +110,49 @@ impl Latencies {
     }
 }
 
+/// The default histogram buckets, in seconds (Prometheus client
+/// libraries' defaults).
+pub(crate) const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A Prometheus histogram of call durations: a count per bucket (the last
+/// is `+Inf`) and the sum, each one atomic.
+struct Histogram {
+    counts: Box<[AtomicU64]>,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(buckets: usize) -> Self {
+        Histogram {
+            counts: (0..=buckets).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, bounds: &[f64], micros: u64) {
+        let seconds = micros as f64 / 1e6;
+        let slot = bounds.partition_point(|bound| *bound < seconds);
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
 /// Statistics of one procedure.
 pub(crate) struct Stats {
     labels: Vec<Label>,
     codes: Box<[AtomicU64]>,
     latency: Latencies,
+    /// Histograms by status code, made on the first call with each code.
+    histograms: RwLock<Vec<(u16, Arc<Histogram>)>>,
+    bounds: Arc<[f64]>,
+    /// Shown only where internal procedures are.
+    internal: bool,
 }
 
 impl Stats {
-    fn new(address: &Address) -> Self {
+    fn new(address: &Address, bounds: Arc<[f64]>, internal: bool) -> Self {
         Stats {
             labels: vec![
                 Label::new("scope", address.scope.clone()),
@@ -121,14 +161,81 @@ impl Stats {
             ],
             codes: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
             latency: Latencies::new(),
+            histograms: RwLock::new(Vec::new()),
+            bounds,
+            internal,
         }
     }
 
     fn record(&self, code: u16, elapsed: Duration) {
-        let slot = usize::from(code.clamp(100, 599) - 100);
+        let code = code.clamp(100, 599);
+        let slot = usize::from(code - 100);
         self.codes[slot].fetch_add(1, Ordering::Relaxed);
-        self.latency
-            .record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.latency.record(micros);
+        self.histogram(code).record(&self.bounds, micros);
+    }
+
+    fn histogram(&self, code: u16) -> Arc<Histogram> {
+        let found = self
+            .histograms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, histogram)| histogram.clone());
+        if let Some(histogram) = found {
+            return histogram;
+        }
+        let mut all = self
+            .histograms
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, histogram)) = all.iter().find(|(c, _)| *c == code) {
+            return histogram.clone();
+        }
+        let histogram = Arc::new(Histogram::new(self.bounds.len()));
+        all.push((code, histogram.clone()));
+        histogram
+    }
+
+    /// Appends the histograms in the Prometheus text format.
+    fn render_histograms(&self, out: &mut String) {
+        use std::fmt::Write;
+        let mut histograms = self
+            .histograms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        histograms.sort_by_key(|(code, _)| *code);
+        let labels: String = self
+            .labels
+            .iter()
+            .map(|label| format!("{}=\"{}\",", label.key(), escape_label(label.value())))
+            .collect();
+        for (code, histogram) in histograms {
+            let mut cumulative = 0;
+            for (slot, count) in histogram.counts.iter().enumerate() {
+                cumulative += count.load(Ordering::Relaxed);
+                let le = match self.bounds.get(slot) {
+                    Some(bound) => bound.to_string(),
+                    None => "+Inf".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "rpc_call_duration_seconds_bucket{{{labels}code=\"{code}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "rpc_call_duration_seconds_sum{{{labels}code=\"{code}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "rpc_call_duration_seconds_count{{{labels}code=\"{code}\"}} {cumulative}"
+            );
+        }
     }
 
     fn codes(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
@@ -147,18 +254,15 @@ impl Stats {
                 .register_counter(&Key::from_parts("rpc_calls_total", labels), &METADATA)
                 .absolute(count);
         }
-        let quantiles = [0.5, 0.9, 0.99];
-        for (q, ms) in quantiles.iter().zip(self.latency.quantiles(&quantiles)) {
-            let mut labels = self.labels.clone();
-            labels.push(Label::new("quantile", q.to_string()));
-            recorder
-                .register_gauge(
-                    &Key::from_parts("rpc_call_duration_seconds", labels),
-                    &METADATA,
-                )
-                .set(ms / 1000.0);
-        }
     }
+}
+
+/// A label value in the Prometheus text format.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A server's telemetry.
@@ -166,6 +270,61 @@ pub(crate) struct Telemetry {
     recorder: PrometheusRecorder,
     by_address: RwLock<HashMap<Address, Arc<Stats>>>,
     other: Arc<Stats>,
+    bounds: Arc<[f64]>,
+    show_internal: bool,
+    /// The application's own metrics, rendered after the server's.
+    application: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Counters and gauges of the server's parts (broker, WebSocket).
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// What the server's parts count, for `/metrics`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Publishes refused while the broker blocked publishers.
+    pub(crate) broker_blocked_refusals: AtomicU64,
+    /// Reconnections to the broker after a lost connection.
+    pub(crate) broker_reconnects: AtomicU64,
+    /// Announcements of other servers heard.
+    pub(crate) broker_announcements: AtomicU64,
+    /// Pushes queued on WebSocket connections.
+    pub(crate) pushes_sent: AtomicU64,
+    /// Pushes not delivered: the connection was gone or too far behind.
+    pub(crate) pushes_dropped: AtomicU64,
+    /// WebSocket closes by close code (index: code - 1000, up to 4999).
+    closes: RwLock<BTreeMap<u16, u64>>,
+}
+
+impl Counters {
+    pub(crate) fn closed(&self, code: u16) {
+        *self
+            .closes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(code)
+            .or_default() += 1;
+    }
+
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How a server's telemetry is configured.
+pub(crate) struct TelemetryConfig {
+    pub(crate) buckets: Vec<f64>,
+    pub(crate) show_internal: bool,
+    pub(crate) application: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            show_internal: false,
+            application: None,
+        }
+    }
 }
 
 fn other_address() -> Address {
@@ -174,18 +333,38 @@ fn other_address() -> Address {
 
 impl Default for Telemetry {
     fn default() -> Self {
-        Telemetry {
-            recorder: PrometheusBuilder::new().build_recorder(),
-            by_address: RwLock::new(HashMap::new()),
-            other: Arc::new(Stats::new(&other_address())),
-        }
+        Telemetry::new(TelemetryConfig::default())
     }
 }
 
 impl Telemetry {
+    pub(crate) fn new(config: TelemetryConfig) -> Self {
+        let mut buckets: Vec<f64> = config
+            .buckets
+            .into_iter()
+            .filter(|bound| bound.is_finite() && *bound > 0.0)
+            .collect();
+        buckets.sort_by(f64::total_cmp);
+        buckets.dedup();
+        let bounds: Arc<[f64]> = buckets.into();
+        Telemetry {
+            recorder: PrometheusBuilder::new().build_recorder(),
+            by_address: RwLock::new(HashMap::new()),
+            other: Arc::new(Stats::new(&other_address(), bounds.clone(), false)),
+            bounds,
+            show_internal: config.show_internal,
+            application: config.application,
+            counters: Arc::default(),
+        }
+    }
+
+    fn shown(&self, stats: &Stats) -> bool {
+        self.show_internal || !stats.internal
+    }
+
     /// The statistics of a hosted procedure, made at startup.
-    pub(crate) fn local(&self, address: &Address) -> Arc<Stats> {
-        let stats = Arc::new(Stats::new(address));
+    pub(crate) fn local(&self, address: &Address, internal: bool) -> Arc<Stats> {
+        let stats = Arc::new(Stats::new(address, self.bounds.clone(), internal));
         self.by_address
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -203,7 +382,13 @@ impl Telemetry {
     }
 
     /// Records a call that no local procedure ran: forwarded, or not found.
-    pub(crate) fn record_other(&self, address: &Address, code: u16, elapsed: Duration) {
+    pub(crate) fn record_other(
+        &self,
+        address: &Address,
+        internal: bool,
+        code: u16,
+        elapsed: Duration,
+    ) {
         let stats = match self.known(address) {
             Some(stats) => stats,
             // A 404 names nothing real: it is not given a row of its own.
@@ -217,7 +402,9 @@ impl Telemetry {
                     self.other.clone()
                 } else {
                     map.entry(address.clone())
-                        .or_insert_with(|| Arc::new(Stats::new(address)))
+                        .or_insert_with(|| {
+                            Arc::new(Stats::new(address, self.bounds.clone(), internal))
+                        })
                         .clone()
                 }
             }
@@ -237,6 +424,7 @@ impl Telemetry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut rows: Vec<ProcedureNumbers> = map
             .iter()
+            .filter(|(_, stats)| self.shown(stats))
             .map(|(address, stats)| numbers(address.clone(), stats))
             .chain(std::iter::once(numbers(other_address(), &self.other)))
             .filter(|row| row.calls > 0 || row.address.scope != "(other)")
@@ -245,25 +433,78 @@ impl Telemetry {
         rows
     }
 
-    /// The Prometheus exposition, rendered by the exporter from the
-    /// numbers as they are now.
-    pub(crate) fn prometheus(&self, uptime: Duration, connections: usize) -> String {
+    /// The Prometheus exposition: the server's counters and gauges (rendered
+    /// by the exporter), the call duration histograms, then the
+    /// application's metrics.
+    pub(crate) fn prometheus(&self, uptime: Duration, gauges: &[(&'static str, f64)]) -> String {
         let gauge = |name: &'static str| {
             self.recorder
                 .register_gauge(&Key::from_name(name), &METADATA)
         };
         gauge("rpc_uptime_seconds").set(uptime.as_secs_f64());
-        gauge("rpc_websocket_connections").set(connections as f64);
-        for stats in self
+        for (name, value) in gauges {
+            gauge(name).set(*value);
+        }
+        let counter = |name: &'static str, value: &AtomicU64| {
+            self.recorder
+                .register_counter(&Key::from_name(name), &METADATA)
+                .absolute(value.load(Ordering::Relaxed));
+        };
+        let counters = &self.counters;
+        counter(
+            "rpc_broker_blocked_refusals_total",
+            &counters.broker_blocked_refusals,
+        );
+        counter("rpc_broker_reconnects_total", &counters.broker_reconnects);
+        counter(
+            "rpc_broker_announcements_total",
+            &counters.broker_announcements,
+        );
+        counter("rpc_websocket_pushes_total", &counters.pushes_sent);
+        counter(
+            "rpc_websocket_pushes_dropped_total",
+            &counters.pushes_dropped,
+        );
+        for (code, count) in counters
+            .closes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            self.recorder
+                .register_counter(
+                    &Key::from_parts(
+                        "rpc_websocket_closes_total",
+                        vec![Label::new("code", code.to_string())],
+                    ),
+                    &METADATA,
+                )
+                .absolute(*count);
+        }
+        let stats: Vec<Arc<Stats>> = self
             .by_address
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
-        {
+            .filter(|stats| self.shown(stats))
+            .cloned()
+            .chain(std::iter::once(self.other.clone()))
+            .collect();
+        for stats in &stats {
             stats.publish(&self.recorder);
         }
-        self.other.publish(&self.recorder);
-        self.recorder.handle().render()
+        let mut out = self.recorder.handle().render();
+        out.push_str(
+            "# HELP rpc_call_duration_seconds Time from a call's arrival to its answer.\n\
+             # TYPE rpc_call_duration_seconds histogram\n",
+        );
+        for stats in &stats {
+            stats.render_histograms(&mut out);
+        }
+        if let Some(application) = &self.application {
+            out.push_str(&application.render());
+        }
+        out
     }
 }
 

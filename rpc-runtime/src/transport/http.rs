@@ -4,7 +4,7 @@
 use super::{Gateway, client_ip};
 use crate::envelope::{self, Malformed};
 use crate::pipeline::Entry;
-use crate::{Call, Metadata, RpcError};
+use crate::{Metadata, RpcError};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -84,11 +84,13 @@ pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request)
         connection_id: None,
         headers: parts.headers,
     };
-    let call = super::client_call(&gateway, envelope.address, envelope.args, metadata);
-    let call = Call {
-        identity: envelope.identity,
-        ..call
-    };
+    let mut call = super::client_call(&gateway, envelope.address, envelope.args, metadata);
+    call.identity = envelope.identity;
+    super::continue_trace(
+        &mut call,
+        envelope.traceparent.as_deref(),
+        envelope.tracestate,
+    );
     let result = gateway.pipeline.dispatch(call, Entry::Transport).await;
     respond(&gateway.http, &result, envelope.correlation_id.as_ref())
 }

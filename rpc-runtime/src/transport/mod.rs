@@ -190,30 +190,44 @@ pub(crate) fn client_call_shared(
         ip: metadata.ip,
         server: gateway.pipeline.name.clone(),
     };
-    call.trace_id = trace_id();
+    if let Some((trace_id, trace)) = trace_from(&metadata.headers) {
+        call.trace_id = trace_id;
+        call.trace = trace;
+    }
     call.metadata = metadata.clone();
     call
 }
 
-/// A fresh trace id for a call that enters through a transport: 32 hex
-/// digits, a random prefix per thread and a counter, so that making one
-/// costs no system call and no shared atomic.
-pub(crate) fn trace_id() -> String {
-    use std::cell::Cell;
-    thread_local! {
-        static NEXT: Cell<(u64, u64)> = Cell::new((uuid::Uuid::new_v4().as_u64_pair().0, 0));
+/// A call's own `traceparent` field (from its envelope) wins over the
+/// request's or connection's.
+pub(crate) fn continue_trace(
+    call: &mut crate::Call,
+    traceparent: Option<&str>,
+    tracestate: Option<String>,
+) {
+    if let Some(parent) = traceparent.and_then(crate::trace::TraceParent::parse) {
+        call.trace_id = parent.trace_id;
+        call.trace = crate::trace::TraceContext {
+            parent_span_id: Some(parent.parent_id),
+            sampled: parent.sampled,
+            state: tracestate,
+        };
     }
-    let (prefix, count) = NEXT.with(|next| {
-        let (prefix, count) = next.get();
-        next.set((prefix, count.wrapping_add(1)));
-        (prefix, count)
-    });
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(32);
-    for word in [prefix, count] {
-        for shift in (0..16).rev() {
-            id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
-        }
-    }
-    id
+}
+
+/// The trace a request continues: its `traceparent` (and `tracestate`), if
+/// valid.
+pub(crate) fn trace_from(
+    headers: &axum::http::HeaderMap,
+) -> Option<(String, crate::trace::TraceContext)> {
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let parent = crate::trace::TraceParent::parse(text("traceparent")?)?;
+    Some((
+        parent.trace_id,
+        crate::trace::TraceContext {
+            parent_span_id: Some(parent.parent_id),
+            sampled: parent.sampled,
+            state: text("tracestate").map(str::to_owned),
+        },
+    ))
 }

@@ -184,10 +184,7 @@ impl Page {
                 )
             }
             Page::Metrics => {
-                let handle = &pipeline.handle;
-                let text = pipeline
-                    .telemetry
-                    .prometheus(handle.uptime(), handle.connection_count());
+                let text = pipeline.metrics();
                 (
                     [(
                         header::CONTENT_TYPE,

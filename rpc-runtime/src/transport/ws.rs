@@ -270,6 +270,7 @@ impl Session {
             }
         };
         if let Stop::Close(code, reason) = stop {
+            self.gateway.pipeline.telemetry.counters.closed(code);
             let close = Message::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),
@@ -426,6 +427,11 @@ impl Session {
                 );
                 call.identity = self.connection.identity();
                 call.user_id = self.connection.user_id();
+                super::continue_trace(
+                    &mut call,
+                    envelope.traceparent.as_deref(),
+                    envelope.tracestate,
+                );
                 let pipeline = self.gateway.pipeline.clone();
                 let mut running: Running = Box::pin(async move {
                     let result = pipeline.dispatch(call, Entry::Transport).await;
