@@ -265,7 +265,20 @@ async fn malformed_bodies_get_400_saying_what_is_wrong() {
             br#"{"procedure": "p", "correlationId": [1]}"#.to_vec(),
             "correlationId must be a string or a number",
         ),
-        ("[".repeat(100_000).into_bytes(), "not valid JSON"),
+        ("[".repeat(100_000).into_bytes(), "deeper than 128 levels"),
+        (
+            format!(
+                r#"{{"procedure": "p", "args": {}{}}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            )
+            .into_bytes(),
+            "deeper than 128 levels",
+        ),
+        (
+            "{\"procedure\": \"p\"".as_bytes().to_vec(),
+            "not valid JSON",
+        ),
     ];
     for (body, expected) in cases {
         let shown = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
@@ -274,6 +287,12 @@ async fn malformed_bodies_get_400_saying_what_is_wrong() {
         assert_eq!(response["success"], json!(false));
         let message = response["message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{shown}: {message}");
+    }
+    // Pages and /health answer other methods with an envelope 405.
+    for path in ["/health", "/telemetry", "/docs"] {
+        let (status, response) = http.post(path, b"{}".to_vec()).await;
+        assert_eq!(status, 405, "{path}");
+        assert_eq!(response["code"], json!(405), "{path}: {response}");
     }
     // A correlation id that could be read is echoed on a 400.
     let (_, response) = http
@@ -468,6 +487,13 @@ async fn auth_procedures_need_an_identity_and_pass_the_authenticator() {
         .call(json!({"procedure": "whoami", "scope": "test", "identity": {"deviceName": "x"}}))
         .await;
     assert_eq!(status, 401);
+    // A scheme without a token, or only spaces, is no authorization.
+    for empty in ["", "   ", "Bearer", "Bearer   ", "bearer \t"] {
+        let (status, _) = http
+            .call(json!({"procedure": "whoami", "scope": "test", "identity": {"authorization": empty}}))
+            .await;
+        assert_eq!(status, 401, "{empty:?}");
+    }
     let (status, body) = http
         .call(json!({"procedure": "whoami", "scope": "test", "identity": {"authorization": "Bearer x"}}))
         .await;

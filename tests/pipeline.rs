@@ -78,6 +78,46 @@ mod procs {
         Ok(args.which.parse::<u64>()?)
     }
 
+    /// `io::Result`.
+    #[rpc(procedure = "io-result", scope = "pipe-errors")]
+    pub async fn io_result(args: Which) -> std::io::Result<u64> {
+        args.which.parse::<u64>().map_err(std::io::Error::other)
+    }
+
+    /// A boxed error.
+    #[rpc(procedure = "boxed", scope = "pipe-errors")]
+    pub async fn boxed(args: Which) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(args.which.parse::<u64>()?)
+    }
+
+    /// An error type of the application's own.
+    #[derive(Debug)]
+    pub struct NotANumber;
+
+    impl std::fmt::Display for NotANumber {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("not a number")
+        }
+    }
+
+    impl std::error::Error for NotANumber {}
+
+    /// `Result<T, E>` with `E: std::error::Error`.
+    #[rpc(procedure = "own-error", scope = "pipe-errors")]
+    pub async fn own_error(args: Which) -> Result<u64, NotANumber> {
+        args.which.parse::<u64>().map_err(|_| NotANumber)
+    }
+
+    /// A plain value.
+    #[rpc(procedure = "plain", scope = "pipe-errors")]
+    pub async fn plain(args: Which) -> String {
+        args.which
+    }
+
+    /// Nothing: the call answers without data.
+    #[rpc(procedure = "nothing", scope = "pipe-errors")]
+    pub async fn nothing(_args: Which) {}
+
     /// An error with data for the client.
     #[rpc(procedure = "taken", scope = "pipe-errors")]
     pub async fn taken() -> Result<u8, RpcError> {
@@ -363,6 +403,44 @@ async fn errors_of_other_types_answer_500_and_are_logged_with_cause_and_trace_id
         .call(envelope("pipe-errors", "parse", json!({"which": "42"})))
         .await;
     assert_eq!((status, &body["data"]), (200, &json!(42)));
+    server.shutdown().await.expect("stops");
+}
+
+#[tokio::test]
+async fn every_return_form_answers_as_documented() {
+    let server = start(Server::builder().host(scope("pipe-errors"))).await;
+    let http = Http::new(server.http_addr().expect("http"));
+    for procedure in ["fail", "parse", "io-result", "boxed", "own-error"] {
+        if procedure != "fail" {
+            let (status, body) = http
+                .call(envelope("pipe-errors", procedure, json!({"which": "7"})))
+                .await;
+            assert_eq!(
+                (status, &body["data"]),
+                (200, &json!(7)),
+                "{procedure}: {body}"
+            );
+        }
+        let (status, body) = http
+            .call(envelope("pipe-errors", procedure, json!({"which": "x"})))
+            .await;
+        assert_eq!(
+            (status, &body["message"]),
+            (500, &json!("internal server error")),
+            "{procedure}: {body}"
+        );
+    }
+    let (status, body) = http
+        .call(envelope("pipe-errors", "plain", json!({"which": "w"})))
+        .await;
+    assert_eq!((status, &body["data"]), (200, &json!("w")));
+    let (status, body) = http
+        .call(envelope("pipe-errors", "nothing", json!({"which": "w"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    let (status, _) = http.call(envelope("pipe-errors", "taken", json!({}))).await;
+    assert_eq!(status, 409);
     server.shutdown().await.expect("stops");
 }
 

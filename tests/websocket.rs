@@ -508,6 +508,30 @@ async fn oversized_frames_get_413_and_close_1009() {
 }
 
 #[tokio::test]
+async fn a_text_frame_that_is_not_utf8_gets_400_then_close_1007() {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = start(Server::builder()).await;
+    let addr = server.http_addr().expect("http");
+    let mut socket = raw::connect(addr).await;
+    let frame = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    raw::send_message(&mut socket, Message::Frame(frame)).await;
+    let response = raw::recv(&mut socket).await;
+    assert_eq!(response["code"], json!(400), "{response}");
+    assert_eq!(response["message"], "a text frame must be valid UTF-8");
+    assert_eq!(raw::closed(&mut socket).await, Some(CloseCode::Invalid));
+    // The server is still up for others.
+    let mut other = raw::connect(addr).await;
+    raw::send(
+        &mut other,
+        json!({"procedure": "nothing", "correlationId": 1}),
+    )
+    .await;
+    assert!(raw::recv(&mut other).await["code"].is_number());
+}
+
+#[tokio::test]
 async fn calls_in_flight_are_capped_with_429() {
     let server = start(Server::builder().ws_max_in_flight(4)).await;
     let mut socket = raw::connect(server.http_addr().expect("http")).await;

@@ -13,7 +13,7 @@ mod valid;
 
 use proc_macro::TokenStream;
 
-/// Registers an `async fn` as a remote procedure. See `rpc_runtime::rpc`.
+#[doc = include_str!("attribute.md")]
 #[proc_macro_attribute]
 pub fn rpc(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::rpc(args.into(), input.into()).into()

@@ -50,6 +50,10 @@ impl Malformed {
     }
 }
 
+/// How deep arrays and objects may nest in an envelope: serde_json's
+/// recursion limit, which keeps parsing from exhausting the stack.
+pub(crate) const MAX_DEPTH: usize = 128;
+
 /// Parses bytes that must hold a JSON object.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Malformed> {
     match serde_json::from_slice::<Value>(bytes) {
@@ -58,6 +62,14 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Malformed
             format!("the envelope must be a JSON object, not {}", kind(&other)),
             None,
         )),
+        Err(error) if error.to_string().starts_with("recursion limit exceeded") => {
+            Err(Malformed::new(
+                format!(
+                    "the envelope nests arrays and objects deeper than {MAX_DEPTH} levels, the limit"
+                ),
+                None,
+            ))
+        }
         Err(error) => Err(Malformed::new(
             format!("the envelope is not valid JSON: {error}"),
             None,

@@ -74,3 +74,25 @@ impl Identity {
         (!token.is_empty()).then_some(token)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Identity;
+
+    #[test]
+    fn a_scheme_alone_is_no_token() {
+        let token = |authorization: &str| {
+            Identity::with_authorization(authorization)
+                .token()
+                .map(str::to_owned)
+        };
+        assert_eq!(token("Bearer abc"), Some("abc".into()));
+        assert_eq!(token("bearer   abc "), Some("abc".into()));
+        assert_eq!(token("BEARER\tabc"), Some("abc".into()));
+        assert_eq!(token("abc"), Some("abc".into()));
+        assert_eq!(token("Bearerabc"), Some("Bearerabc".into()));
+        for empty in ["", "   ", "Bearer", "Bearer   ", "bearer\t", " Bearer "] {
+            assert_eq!(token(empty), None, "{empty:?}");
+        }
+    }
+}

@@ -1,41 +1,4 @@
-//! Typed remote procedure calls, driven by one attribute.
-//!
-//! Annotate an `async fn` with [`#[rpc]`](rpc): it is collected at link
-//! time, its args and result get JSON Schemas, every call is validated
-//! against them, and a [`Server`] serves it over HTTP and WebSocket on one
-//! port.
-//!
-//! ```no_run
-//! use rpc_runtime::{rpc, Context, JsonSchema, RpcError, Server};
-//! use serde::{Deserialize, Serialize};
-//!
-//! #[derive(Deserialize, Serialize, JsonSchema)]
-//! struct LoginArgs {
-//!     email: String,
-//!     password: String,
-//! }
-//!
-//! #[derive(Deserialize, Serialize, JsonSchema)]
-//! struct Session {
-//!     user: String,
-//! }
-//!
-//! /// Signs a user in and returns the session.
-//! #[rpc(procedure = "login", scope = "auth", version = "1")]
-//! async fn login(args: LoginArgs, ctx: Context) -> Result<Session, RpcError> {
-//!     let _ = ctx.identity();
-//!     if args.password == "secret" {
-//!         Ok(Session { user: args.email })
-//!     } else {
-//!         Err(RpcError::forbidden("Auth failed"))
-//!     }
-//! }
-//!
-//! #[tokio::main]
-//! async fn main() -> Result<(), rpc_runtime::Error> {
-//!     Server::builder().name("gateway-1").http("127.0.0.1:9876").build()?.serve().await
-//! }
-//! ```
+#![doc = include_str!("../../README.md")]
 //!
 //! # State, errors, middleware, mounting
 //!
@@ -91,12 +54,7 @@
 //! # }
 //! ```
 //!
-//! The README of the repository is the manual: the attribute's keys and
-//! accepted signatures, the server's options, the wire protocol, and the
-//! linker note for procedures defined in other crates;
-//! `docs/ARCHITECTURE.md` maps the call pipeline.
-//!
-//! # Features
+//! # Cargo features
 //!
 //! - `server` (default): the registry, dispatch, HTTP and WebSocket.
 //! - `broker` (default): forwarding calls between servers through RabbitMQ.
@@ -104,6 +62,8 @@
 //! - `client` (default): a typed client over HTTP and WebSocket.
 //! - `rate-limit` (default): the [`RateLimit`](middleware::RateLimit)
 //!   middleware, on `governor`.
+//! - `otel`: calls' spans continue W3C traces in OpenTelemetry, through
+//!   `tracing-opentelemetry`.
 //!
 //! Without default features only what `#[rpc]` expands to is compiled.
 
@@ -151,6 +111,37 @@ mod client;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+/// Entry points for the fuzz targets in `fuzz/`; not a public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Reads `bytes` as an envelope (a call, and a WebSocket frame), and
+    /// writes the response a server would answer.
+    pub fn envelope(bytes: &[u8]) {
+        use crate::envelope;
+        let object = match envelope::parse_object(bytes) {
+            Ok(object) => object,
+            Err(malformed) => {
+                let _ = envelope::encode_response(&Err(malformed.error), None);
+                return;
+            }
+        };
+        let _ = envelope::parse_frame(object.clone());
+        match envelope::parse_call(object) {
+            Ok(call) => {
+                let _ =
+                    envelope::encode_response_text(&Ok(call.args), call.correlation_id.as_ref());
+            }
+            Err(malformed) => {
+                let _ = envelope::encode_response(
+                    &Err(malformed.error),
+                    malformed.correlation_id.as_ref(),
+                );
+            }
+        }
+    }
+}
 
 pub use call::{Call, Caller, Metadata};
 pub use context::Context;

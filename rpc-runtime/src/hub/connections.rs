@@ -33,6 +33,8 @@ pub(crate) mod close_code {
     pub(crate) const GOING_AWAY: u16 = 1001;
     /// The client broke a rule (its authorization changed).
     pub(crate) const POLICY: u16 = 1008;
+    /// A text frame was not UTF-8.
+    pub(crate) const INVALID_DATA: u16 = 1007;
     /// A frame was larger than the limit.
     pub(crate) const TOO_BIG: u16 = 1009;
     /// The client reads too slowly: its queue of pushes is full.

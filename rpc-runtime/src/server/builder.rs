@@ -30,6 +30,8 @@ pub struct ServerBuilder {
     pub(super) layers: Vec<crate::pipeline::middleware::LayerFn>,
     pub(super) drain_timeout: Duration,
     pub(super) always_validate: bool,
+    pub(super) max_connections: usize,
+    pub(super) max_body_bytes: usize,
     pub(super) metrics_buckets: Vec<f64>,
     pub(super) application_metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     #[cfg(feature = "broker")]
@@ -52,6 +54,8 @@ impl Default for ServerBuilder {
             layers: Vec::new(),
             drain_timeout: Duration::from_secs(30),
             always_validate: false,
+            max_connections: crate::transport::MAX_CONNECTIONS,
+            max_body_bytes: crate::transport::MAX_BODY_BYTES,
             metrics_buckets: crate::telemetry::DEFAULT_BUCKETS.to_vec(),
             application_metrics: None,
             #[cfg(feature = "broker")]
@@ -90,6 +94,41 @@ impl ServerBuilder {
     /// 408 and the connection closed. Default 30 s.
     pub fn http_header_timeout(mut self, timeout: Duration) -> Self {
         self.http_config.header_timeout = timeout;
+        self
+    }
+
+    /// How long a write to a client may make no progress before the
+    /// connection is closed: a client that does not read its answers
+    /// (HTTP, pipelined or not) or its frames (WebSocket) cannot hold the
+    /// server's buffers. Default 30 s.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.http_config.write_timeout = timeout;
+        self.ws_config.write_timeout = timeout;
+        self
+    }
+
+    /// The most request bytes one HTTP connection may send ahead of its
+    /// answers (pipelined requests wait in this buffer); the longest
+    /// request head is this long too (else 431). Default 64 KiB, at least
+    /// 8 KiB.
+    pub fn http_read_ahead(mut self, bytes: usize) -> Self {
+        self.http_config.read_buffer = bytes.max(8 * 1024);
+        self
+    }
+
+    /// The most connections (HTTP and WebSocket) the server holds at once.
+    /// Over it, a new connection is answered 503 (with `retry-after: 1`)
+    /// and closed at once. Default 10,000.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// The most bytes of request bodies the server reads at once, over all
+    /// connections. A body that does not fit (by its declared length, or
+    /// as it arrives) is answered 503. Default 64 MiB.
+    pub fn max_buffered_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
         self
     }
 
@@ -401,7 +440,9 @@ impl ServerBuilder {
     /// Checks the configuration and builds the procedure table. Fails on
     /// duplicate registrations, on a schema that does not compile, and on
     /// a malformed address.
-    pub fn build(self) -> Result<Server, Error> {
+    pub fn build(mut self) -> Result<Server, Error> {
+        self.http_config.budget =
+            crate::transport::Budget::new(self.max_connections, self.max_body_bytes);
         let http_addr = match &self.http {
             Some(addr) => Some(
                 addr.parse::<SocketAddr>()

@@ -27,13 +27,25 @@ pub enum Cors {
 }
 
 /// The HTTP options.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct HttpConfig {
     pub(crate) body_limit: usize,
     pub(crate) always_200: bool,
     pub(crate) cors: Cors,
     pub(crate) header_timeout: std::time::Duration,
+    /// A write (of an answer, or to a WebSocket) that makes no progress for
+    /// this long ends the connection.
+    pub(crate) write_timeout: std::time::Duration,
+    /// The most a connection may have read ahead (pipelined requests).
+    pub(crate) read_buffer: usize,
+    /// Connections and body bytes across the whole server.
+    pub(crate) budget: super::budget::Budget,
 }
+
+/// Connections a server holds at most, by default.
+pub(crate) const MAX_CONNECTIONS: usize = 10_000;
+/// Bytes of request bodies a server reads at once, by default.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -42,6 +54,9 @@ impl Default for HttpConfig {
             always_200: false,
             cors: Cors::AnyOrigin,
             header_timeout: std::time::Duration::from_secs(30),
+            write_timeout: std::time::Duration::from_secs(30),
+            read_buffer: 64 * 1024,
+            budget: super::budget::Budget::new(MAX_CONNECTIONS, MAX_BODY_BYTES),
         }
     }
 }
@@ -110,7 +125,7 @@ async fn read_body(
     headers: &HeaderMap,
     config: &HttpConfig,
 ) -> Result<Bytes, RpcError> {
-    let mut reading = std::pin::pin!(read_whole_body(body, headers, config.body_limit));
+    let mut reading = std::pin::pin!(read_whole_body(body, headers, config));
     // Most bodies came with their head: they need no timer.
     if let Some(read) = futures_util::FutureExt::now_or_never(reading.as_mut()) {
         return read;
@@ -128,7 +143,12 @@ async fn read_body(
         })
 }
 
-async fn read_whole_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcError> {
+async fn read_whole_body(
+    body: Body,
+    headers: &HeaderMap,
+    config: &HttpConfig,
+) -> Result<Bytes, RpcError> {
+    let limit = config.body_limit;
     let too_large = || {
         RpcError::new(
             413,
@@ -142,18 +162,50 @@ async fn read_whole_body(body: Body, headers: &HeaderMap, limit: usize) -> Resul
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(error) => {
-            let limited = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if limited {
-                Err(too_large())
+    let busy = || {
+        RpcError::new(
+            503,
+            "the server is reading as many request bodies as it holds at once; try again",
+        )
+    };
+    // The body's bytes count against the server's budget while they are
+    // held: all of the declared length at once, else as they arrive.
+    let mut held = config
+        .budget
+        .body(declared.map_or(0, |length| length as usize))
+        .ok_or_else(busy)?;
+    let mut body = http_body_util::Limited::new(body, limit);
+    // Most bodies arrive in one piece, which is kept as it came.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        let frame = frame.map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                too_large()
             } else {
-                Err(RpcError::bad_request("the body could not be read"))
+                RpcError::bad_request("the body could not be read")
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if declared.is_none() && !held.grow(data.len()) {
+                return Err(busy());
+            }
+            match &first {
+                None => first = Some(data),
+                Some(first) => {
+                    if joined.is_empty() {
+                        joined.extend_from_slice(first);
+                    }
+                    joined.extend_from_slice(&data);
+                }
             }
         }
     }
+    Ok(if joined.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        Bytes::from(joined)
+    })
 }
 
 fn respond(

@@ -22,7 +22,7 @@ use tower_service::Service;
 pub(crate) async fn serve<S>(
     listener: TcpListener,
     service: S,
-    header_timeout: Duration,
+    limits: &super::http::HttpConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
@@ -39,7 +39,12 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        // Bounds what a connection's pipelined requests can hold in the
+        // read buffer while their answers wait to be written.
+        .max_buf_size(limits.read_buffer);
+    let budget = limits.budget.clone();
+    let write_timeout = limits.write_timeout;
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -53,17 +58,22 @@ where
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
+        let Some(slot) = budget.connection() else {
+            tokio::spawn(refuse(stream, budget.max_connections()));
+            continue;
+        };
         // The services served here (a router, or CORS around one) are
         // always ready, so each request calls a clone without `poll_ready`.
         let service = service.clone();
         let per_request = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
+            // An upgrade takes the connection's place with it.
+            request.extensions_mut().insert(slot.clone());
             service.clone().call(request)
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), per_request)
-            .with_upgrades();
+        let io = TokioIo::new(super::budget::TimedIo::new(stream, write_timeout));
+        let connection = builder.serve_connection(io, per_request).with_upgrades();
         let mut stop_rx = stop_rx.clone();
         let done_rx = done_rx.clone();
         tokio::spawn(async move {
@@ -83,6 +93,31 @@ where
     drop(done_rx);
     finished.closed().await;
     Ok(())
+}
+
+/// Answers a connection over the server's limit with 503 and closes it,
+/// without reading its request (and within a second, whatever the client
+/// does).
+async fn refuse(mut stream: tokio::net::TcpStream, limit: usize) {
+    use tokio::io::AsyncWriteExt;
+    let body = crate::envelope::encode_response(
+        &Err(crate::RpcError::new(
+            503,
+            format!("the server holds its maximum of {limit} connections; try again later"),
+        )),
+        None,
+    );
+    let mut response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(&response).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// What `axum::serve` does too: connection-level errors are the client's

@@ -2,6 +2,7 @@
 //! `ws.rs`) WebSocket upgrades. Each transport turns its input into a
 //! [`Call`](crate::Call) and hands it to the pipeline.
 
+mod budget;
 mod http;
 mod listener;
 mod pages;
@@ -12,8 +13,9 @@ use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
 
+pub(crate) use budget::Budget;
 pub use http::Cors;
-pub(crate) use http::HttpConfig;
+pub(crate) use http::{HttpConfig, MAX_BODY_BYTES, MAX_CONNECTIONS};
 pub use pages::Mount;
 pub(crate) use pages::PagesConfig;
 pub(crate) use ws::WsConfig;
@@ -35,7 +37,10 @@ pub(crate) fn router(
     pages: PagesConfig,
 ) -> Router {
     let routes = pages::routes(
-        Router::new().route("/health", get(|| async { "ok" })),
+        Router::new().route(
+            "/health",
+            get(|| async { "ok" }).fallback(method_not_allowed),
+        ),
         &pages,
     );
     let gateway = Arc::new(Gateway {
@@ -47,6 +52,25 @@ pub(crate) fn router(
     routes.fallback(http::entry).with_state(gateway)
 }
 
+/// A page or `/health` asked for with another method than GET: an
+/// envelope 405, with the `Allow` header HTTP asks for.
+pub(crate) async fn method_not_allowed() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = crate::envelope::encode_response(
+        &Err(crate::RpcError::new(405, "this path answers GET only")),
+        None,
+    );
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        [
+            (axum::http::header::ALLOW, "GET, HEAD"),
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// Serves the router on a bound listener until `stop` resolves.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
@@ -54,16 +78,15 @@ pub(crate) async fn serve(
     http: &HttpConfig,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let timeout = http.header_timeout;
     match cors_layer(&http.cors) {
         Some(layer) => {
             let service = BrowserCors {
                 cors: Arc::new(tower_layer::Layer::layer(&layer, router.clone())),
                 plain: router,
             };
-            listener::serve(listener, service, timeout, stop).await
+            listener::serve(listener, service, http, stop).await
         }
-        None => listener::serve(listener, router, timeout, stop).await,
+        None => listener::serve(listener, router, http, stop).await,
     }
 }
 

@@ -220,7 +220,8 @@ pub(crate) fn routes(router: Router<Arc<Gateway>>, config: &PagesConfig) -> Rout
                             Err(refused) => refused,
                         }
                     },
-                ),
+                )
+                .fallback(super::method_not_allowed),
             );
         }
     }

@@ -115,6 +115,12 @@ pub(crate) async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
     let ip = client_ip(&parts.headers, peer);
+    // The connection keeps its place in the server's budget while it is a
+    // WebSocket.
+    let slot = parts
+        .extensions
+        .get::<super::budget::ConnectionSlot>()
+        .cloned();
     let headers = parts.headers;
     let limit = ws_config.max_frame;
     upgrade
@@ -142,6 +148,7 @@ pub(crate) async fn upgrade(
             Session::new(gateway, connection, metadata)
                 .run(socket, outbound)
                 .await;
+            drop(slot);
         })
 }
 
@@ -342,6 +349,12 @@ impl Session {
                     );
                     let _ = self.answer(socket, &Err(too_big), None).await;
                     Err(Stop::Close(close_code::TOO_BIG, "frame too large"))
+                } else if is_invalid_utf8(&error) {
+                    // RFC 6455 has the connection fail (1007) on a text
+                    // message that is not UTF-8: answer why, then close.
+                    let invalid = RpcError::bad_request("a text frame must be valid UTF-8");
+                    let _ = self.answer(socket, &Err(invalid), None).await;
+                    Err(Stop::Close(close_code::INVALID_DATA, "invalid UTF-8"))
                 } else {
                     Err(Stop::Gone)
                 }
@@ -537,9 +550,22 @@ fn response_frame(result: &Result<Value, RpcError>, correlation_id: Option<&Valu
 }
 
 fn is_too_big(error: &axum::Error) -> bool {
+    tungstenite_error(error, |error| {
+        matches!(error, tungstenite::Error::Capacity(_))
+    })
+}
+
+fn is_invalid_utf8(error: &axum::Error) -> bool {
+    tungstenite_error(error, |error| matches!(error, tungstenite::Error::Utf8(_)))
+}
+
+/// Whether the error's chain holds a tungstenite error that `test` accepts.
+fn tungstenite_error(error: &axum::Error, test: impl Fn(&tungstenite::Error) -> bool) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        if current
+            .downcast_ref::<tungstenite::Error>()
+            .is_some_and(&test)
         {
             return true;
         }
