@@ -8,6 +8,9 @@
 //! the `otel` feature and a `tracing-opentelemetry` layer installed, the
 //! ids are OpenTelemetry's, so that the exported spans link up.
 
+// Servers read and continue traces; without them only fresh ids are made.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 use std::cell::Cell;
 
 /// The trace a call belongs to, and the span that called it.

@@ -185,7 +185,7 @@ impl Broker {
         &self,
         counter: impl FnOnce(&crate::telemetry::Counters) -> &std::sync::atomic::AtomicU64,
     ) {
-        crate::telemetry::Counters::add(counter(&self.counters));
+        counter(&self.counters).fetch_add(1, Ordering::Relaxed);
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<u64, Reply>> {

@@ -30,7 +30,9 @@ mod otel;
 #[cfg(feature = "rate-limit")]
 pub(crate) mod rate_limit;
 
-pub(crate) use deadline::{after, deadline_in};
+#[cfg(feature = "broker")]
+pub(crate) use deadline::after;
+pub(crate) use deadline::deadline_in;
 
 use crate::call::Invoke;
 use crate::events::{Event, EventKind, Events};

@@ -304,10 +304,6 @@ impl Counters {
             .entry(code)
             .or_default() += 1;
     }
-
-    pub(crate) fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// How a server's telemetry is configured.
