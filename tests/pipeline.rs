@@ -970,6 +970,112 @@ async fn w3c_trace_context_is_read_started_continued_and_carried_through_the_bro
     server.shutdown().await.expect("server stops");
 }
 
+/// The value of a sample in a Prometheus exposition, if present.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        (key == name).then(|| value.parse().ok()).flatten()
+    })
+}
+
+#[tokio::test]
+async fn metrics_count_pushes_closes_and_the_broker() {
+    let server = start(
+        Server::builder()
+            .name(unique("metrics"))
+            .broker(rabbitmq_uri())
+            .host(scope("pipe-state"))
+            .state(Db::default())
+            .state(Greeting("hi"))
+            .authenticator(|token: String| async move { Ok(token) }),
+    )
+    .await;
+    let addr = server.http_addr().expect("http");
+    let http = Http::new(addr);
+    let metrics = || async {
+        http.client()
+            .get(format!("{}/metrics", http.url()))
+            .send()
+            .await
+            .expect("answered")
+            .text()
+            .await
+            .expect("text")
+    };
+    let mut socket = raw::connect(addr).await;
+    raw::send(
+        &mut socket,
+        json!({"identity": {"authorization": "Bearer ada"}}),
+    )
+    .await;
+    assert_eq!(raw::recv(&mut socket).await["code"], 200);
+    let handle = server.handle();
+    assert_eq!(handle.send_to_user("ada", json!({"hello": 1})), 1);
+    assert!(!handle.send_to_connection("no-such-connection", json!(1)));
+    assert!(raw::recv(&mut socket).await.get("serverMessage").is_some());
+    let text = metrics().await;
+    assert_eq!(
+        sample(&text, "rpc_websocket_connections"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "rpc_websocket_pushes_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "rpc_websocket_pushes_dropped_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "rpc_broker_connected"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "rpc_broker_forwarded_in_flight"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "rpc_broker_reconnects_total"),
+        Some(0.0),
+        "{text}"
+    );
+    // Another server's announcements are heard and counted.
+    let other = start_broker(
+        Server::builder()
+            .name(unique("metrics-other"))
+            .broker(rabbitmq_uri())
+            .announce_interval(Duration::from_millis(200))
+            .host(scope("pipe-errors")),
+    )
+    .await;
+    let mut heard = 0.0;
+    for _ in 0..50 {
+        heard = sample(&metrics().await, "rpc_broker_announcements_total").unwrap_or(0.0);
+        if heard > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(heard > 0.0);
+    assert_eq!(handle.close_all(), 1);
+    let _ = raw::closed(&mut socket).await;
+    let mut closes = None;
+    for _ in 0..50 {
+        closes = sample(
+            &metrics().await,
+            r#"rpc_websocket_closes_total{code="1001"}"#,
+        );
+        if closes.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(closes, Some(1.0));
+    other.shutdown().await.expect("stops");
+    server.shutdown().await.expect("stops");
+}
+
 #[tokio::test]
 async fn credentials_never_reach_the_logs() {
     logs();
