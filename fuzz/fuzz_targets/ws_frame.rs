@@ -95,8 +95,10 @@ async fn exchange(socket: &mut Socket, input: &[u8]) -> Result<(), ()> {
                     return Ok(());
                 }
             }
+            // Closed (an invalid frame may close it): the caller opens
+            // another, without waiting for the close to finish.
+            Some(Ok(Message::Close(_))) => return Err(()),
             Some(Ok(_)) => {}
-            // Closed (an invalid frame may close it): open another.
             _ => return Err(()),
         }
     }
@@ -110,17 +112,20 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
         socket,
     } = &mut *harness;
     runtime.block_on(async {
-        for _ in 0..2 {
+        // The input, then (if it closed the connection) the sentinel alone
+        // on a new connection: the server must still serve.
+        for frame in [input, SENTINEL.as_bytes()] {
             if socket.is_none() {
                 *socket = Some(connect(*addr).await);
             }
             let Some(open) = socket.as_mut() else { return };
-            match tokio::time::timeout(std::time::Duration::from_secs(5), exchange(open, input)).await
+            match tokio::time::timeout(std::time::Duration::from_secs(5), exchange(open, frame)).await
             {
                 Ok(Ok(())) => return,
                 Ok(Err(())) => *socket = None,
                 Err(_) => panic!("the server did not answer the sentinel within 5 s"),
             }
         }
+        panic!("the server closed a new connection that sent only the sentinel");
     });
 });
