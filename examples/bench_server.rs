@@ -2,10 +2,11 @@
 //!
 //! ```sh
 //! cargo build --profile bench-server -p rpc-examples --example bench_server
-//! ../shared/bench/run.sh "ours=$PWD/target/bench-server/examples/bench_server --port {port}"
+//! $KIT/run.sh "ours=$PWD/target/bench-server/examples/bench_server --port {port}"
 //! ```
 //!
-//! The server the reference benchmark kit measures: `bench.add` and
+//! (`$KIT` is the folder of the reference benchmark kit.) The server the
+//! kit measures: `bench.add` and
 //! `bench.order`, written as a user would (typed args, `#[rpc]`, schema
 //! validation on), over HTTP and WebSocket on `--port` (default 9878).
 //! `benches/README.md` has the method and the figures.

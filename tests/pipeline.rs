@@ -290,21 +290,13 @@ async fn state_reaches_procedures_over_http_websocket_and_the_broker() {
     // Behind the broker: the handler server has the state, the gateway none.
     let handler_db = Db::default();
     let handler = start_broker(
-        Server::builder()
-            .name(unique("state-handler"))
-            .broker(rabbitmq_uri())
+        on_broker("state-handler")
             .host(scope("pipe-state"))
             .state(handler_db.clone())
             .state(Greeting("from the handler server")),
     )
     .await;
-    let gateway = start(
-        Server::builder()
-            .name(unique("state-gateway"))
-            .broker(rabbitmq_uri())
-            .host_none(),
-    )
-    .await;
+    let gateway = start(on_broker("state-gateway").host_none()).await;
     let through = Http::new(gateway.http_addr().expect("http"));
     let (status, body) = through
         .call(envelope("pipe-state", "count", json!({"key": "b"})))
@@ -317,6 +309,12 @@ async fn state_reaches_procedures_over_http_websocket_and_the_broker() {
     server.shutdown().await.expect("server stops");
 }
 
+/// A server on the test broker, named uniquely for this process.
+fn on_broker(name: &str) -> ServerBuilder {
+    Server::builder().name(unique(name)).broker(rabbitmq_uri())
+}
+
+/// Starts a server without HTTP (a handler server).
 async fn start_broker(builder: ServerBuilder) -> rpc_runtime::RunningServer {
     builder
         .build()
@@ -473,20 +471,8 @@ async fn error_data_reaches_clients_over_http_websocket_and_the_broker() {
         .expect_err("409");
     assert_eq!(error.data(), Some(&expected));
 
-    let handler = start_broker(
-        Server::builder()
-            .name(unique("data-handler"))
-            .broker(rabbitmq_uri())
-            .host(scope("pipe-errors")),
-    )
-    .await;
-    let gateway = start(
-        Server::builder()
-            .name(unique("data-gateway"))
-            .broker(rabbitmq_uri())
-            .host_none(),
-    )
-    .await;
+    let handler = start_broker(on_broker("data-handler").host(scope("pipe-errors"))).await;
+    let gateway = start(on_broker("data-gateway").host_none()).await;
     let (status, body) = Http::new(gateway.http_addr().expect("http"))
         .call(envelope("pipe-errors", "taken", json!({})))
         .await;
@@ -552,17 +538,9 @@ async fn procedures_read_request_metadata_on_every_path() {
     assert_eq!(frame["data"]["ip"], "127.0.0.1");
 
     // Through the broker: only the headers the gateway forwards.
-    let handler = start_broker(
-        Server::builder()
-            .name(unique("meta-handler"))
-            .broker(rabbitmq_uri())
-            .host(scope("pipe-meta")),
-    )
-    .await;
+    let handler = start_broker(on_broker("meta-handler").host(scope("pipe-meta"))).await;
     let gateway = start(
-        Server::builder()
-            .name(unique("meta-gateway"))
-            .broker(rabbitmq_uri())
+        on_broker("meta-gateway")
             .broker_forward_headers(["x-request-id"])
             .host_none(),
     )
@@ -690,18 +668,10 @@ async fn middleware_wraps_every_call_in_the_order_added() {
     assert!(log.lock().expect("lock").is_empty());
 
     // A gateway's middleware wraps the calls it forwards.
-    let handler = start_broker(
-        Server::builder()
-            .name(unique("mw-handler"))
-            .broker(rabbitmq_uri())
-            .host(scope("pipe-mw")),
-    )
-    .await;
+    let handler = start_broker(on_broker("mw-handler").host(scope("pipe-mw"))).await;
     let gateway_log = Arc::new(Mutex::new(Vec::new()));
     let gateway = start(
-        Server::builder()
-            .name(unique("mw-gateway"))
-            .broker(rabbitmq_uri())
+        on_broker("mw-gateway")
             .host_none()
             .layer(recording("gateway", gateway_log.clone())),
     )
@@ -927,25 +897,15 @@ async fn w3c_trace_context_is_read_started_continued_and_carried_through_the_bro
     check(&raw::recv(&mut socket).await["data"], Some(PARENT));
 
     // Through RabbitMQ: the handler server's call is the gateway's child.
-    let handler = start_broker(
-        Server::builder()
-            .name(unique("trace-handler"))
-            .broker(rabbitmq_uri())
-            .host(scope("pipe-trace")),
-    )
-    .await;
+    let handler = start_broker(on_broker("trace-handler").host(scope("pipe-trace"))).await;
     let spans = Arc::new(Mutex::new(Vec::new()));
     let seen = spans.clone();
-    let gateway = start(
-        Server::builder()
-            .name(unique("trace-gateway"))
-            .broker(rabbitmq_uri())
-            .host_none()
-            .layer(from_fn(move |call: Call, next: CallService| {
-                seen.lock().expect("lock").push(call.span_id.clone());
-                next.oneshot(call)
-            })),
-    )
+    let gateway = start(on_broker("trace-gateway").host_none().layer(from_fn(
+        move |call: Call, next: CallService| {
+            seen.lock().expect("lock").push(call.span_id.clone());
+            next.oneshot(call)
+        },
+    )))
     .await;
     let through = Http::new(gateway.http_addr().expect("http"));
     let body: Value = through
@@ -981,9 +941,7 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
 #[tokio::test]
 async fn metrics_count_pushes_closes_and_the_broker() {
     let server = start(
-        Server::builder()
-            .name(unique("metrics"))
-            .broker(rabbitmq_uri())
+        on_broker("metrics")
             .host(scope("pipe-state"))
             .state(Db::default())
             .state(Greeting("hi"))
@@ -1042,9 +1000,7 @@ async fn metrics_count_pushes_closes_and_the_broker() {
     );
     // Another server's announcements are heard and counted.
     let other = start_broker(
-        Server::builder()
-            .name(unique("metrics-other"))
-            .broker(rabbitmq_uri())
+        on_broker("metrics-other")
             .announce_interval(Duration::from_millis(200))
             .host(scope("pipe-errors")),
     )
