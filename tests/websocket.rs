@@ -189,7 +189,7 @@ async fn malformed_frames_get_400_and_the_connection_stays() {
     let mut socket = raw::connect(server.http_addr().expect("http")).await;
     for (frame, expected) in [
         (Message::Text("not json".into()), "not valid JSON"),
-        (Message::Text("[1]".into()), "must be a JSON object"),
+        (Message::Text("\"text\"".into()), "must be a JSON object"),
         (Message::Text("{}".into()), "procedure is required"),
         (
             Message::Binary(vec![1u8, 2, 3].into()),

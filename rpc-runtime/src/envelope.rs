@@ -54,24 +54,28 @@ impl Malformed {
 /// recursion limit, which keeps parsing from exhausting the stack.
 pub(crate) const MAX_DEPTH: usize = 128;
 
-/// Parses bytes that must hold a JSON object.
-pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Malformed> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(other) => Err(Malformed::new(
-            format!("the envelope must be a JSON object, not {}", kind(&other)),
-            None,
-        )),
-        Err(error) if error.to_string().starts_with("recursion limit exceeded") => {
-            Err(Malformed::new(
+/// Parses bytes that must hold JSON (an envelope, or JSON-RPC).
+pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, Malformed> {
+    serde_json::from_slice::<Value>(bytes).map_err(|error| {
+        if error.to_string().starts_with("recursion limit exceeded") {
+            Malformed::new(
                 format!(
                     "the envelope nests arrays and objects deeper than {MAX_DEPTH} levels, the limit"
                 ),
                 None,
-            ))
+            )
+        } else {
+            Malformed::new(format!("the envelope is not valid JSON: {error}"), None)
         }
-        Err(error) => Err(Malformed::new(
-            format!("the envelope is not valid JSON: {error}"),
+    })
+}
+
+/// The envelope that parsed JSON must be: an object.
+pub(crate) fn object(value: Value) -> Result<Map<String, Value>, Malformed> {
+    match value {
+        Value::Object(object) => Ok(object),
+        other => Err(Malformed::new(
+            format!("the envelope must be a JSON object, not {}", kind(&other)),
             None,
         )),
     }

@@ -91,6 +91,8 @@ mod events;
 #[cfg(feature = "server")]
 mod hub;
 #[cfg(feature = "server")]
+mod jsonrpc;
+#[cfg(feature = "server")]
 mod pipeline;
 #[cfg(feature = "server")]
 mod registry;
@@ -120,7 +122,7 @@ pub mod __fuzz {
     /// writes the response a server would answer.
     pub fn envelope(bytes: &[u8]) {
         use crate::envelope;
-        let object = match envelope::parse_object(bytes) {
+        let object = match envelope::parse_json(bytes).and_then(envelope::object) {
             Ok(object) => object,
             Err(malformed) => {
                 let _ = envelope::encode_response(&Err(malformed.error), None);
@@ -138,6 +140,46 @@ pub mod __fuzz {
                     &Err(malformed.error),
                     malformed.correlation_id.as_ref(),
                 );
+            }
+        }
+    }
+
+    /// Reads `bytes` as a JSON-RPC request or batch, and writes the
+    /// responses a server would answer (each request failing).
+    pub fn jsonrpc(bytes: &[u8]) {
+        use crate::jsonrpc::{self, Incoming};
+        let value = match crate::envelope::parse_json(bytes) {
+            Ok(value) => value,
+            Err(_) => {
+                let _ = jsonrpc::looks_like(bytes);
+                return;
+            }
+        };
+        if !jsonrpc::is_jsonrpc(&value) {
+            return;
+        }
+        let failed = crate::RpcError::invalid_args(Vec::new());
+        let answer = |request: Result<jsonrpc::Request, jsonrpc::Refused>| match request {
+            Ok(request) => {
+                let _ = jsonrpc::address(&request.method, |_| false);
+                let mut out = Vec::new();
+                if let Some(id) = &request.id {
+                    jsonrpc::write_response(&mut out, id, &Err(failed.clone()));
+                }
+                out
+            }
+            Err(refused) => jsonrpc::write_refused(&refused),
+        };
+        match jsonrpc::parse(value, jsonrpc::MAX_BATCH) {
+            Ok(Incoming::Single(request)) => {
+                let _ = answer(request);
+            }
+            Ok(Incoming::Batch(items)) => {
+                let answers: Vec<Vec<u8>> = items.into_iter().map(answer).collect();
+                let _ = jsonrpc::write_batch(&answers);
+            }
+            Err(refused) => {
+                let _ = jsonrpc::write_refused(&refused);
             }
         }
     }

@@ -275,6 +275,16 @@ impl Pipeline {
         result
     }
 
+    /// Whether this server hosts the procedure or another server announced
+    /// it.
+    pub(crate) fn knows(&self, address: &crate::Address) -> bool {
+        self.registry.get(address).is_some()
+            || self
+                .forward
+                .get()
+                .is_some_and(|forward| forward.announced(address).is_some())
+    }
+
     fn lookup(&self, address: &crate::Address) -> Target<'_> {
         if let Some(local) = self.registry.get(address) {
             return Target::Local(local);

@@ -159,7 +159,15 @@ impl ServerBuilder {
         self
     }
 
-    /// Calls in flight on one WebSocket connection; more get 429. Default 256.
+    /// Requests a JSON-RPC batch may hold, over HTTP and WebSocket; a larger
+    /// batch is answered with one -32600 error. Default 100.
+    pub fn jsonrpc_max_batch(mut self, requests: usize) -> Self {
+        self.http_config.max_batch = requests.max(1);
+        self
+    }
+
+    /// Calls in flight on one WebSocket connection (each call of a JSON-RPC
+    /// batch counts); more get 429. Default 256.
     pub fn ws_max_in_flight(mut self, calls: usize) -> Self {
         self.ws_config.max_in_flight = calls;
         self

@@ -3,8 +3,9 @@
 
 use super::{Gateway, client_ip};
 use crate::envelope::{self, Malformed};
+use crate::jsonrpc;
 use crate::pipeline::Entry;
-use crate::{Metadata, RpcError};
+use crate::{Identity, Metadata, RpcError};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -40,6 +41,8 @@ pub(crate) struct HttpConfig {
     pub(crate) read_buffer: usize,
     /// Connections and body bytes across the whole server.
     pub(crate) budget: super::budget::Budget,
+    /// Requests a JSON-RPC batch may hold (over HTTP and WebSocket).
+    pub(crate) max_batch: usize,
 }
 
 /// Connections a server holds at most, by default.
@@ -57,6 +60,7 @@ impl Default for HttpConfig {
             write_timeout: std::time::Duration::from_secs(30),
             read_buffer: 64 * 1024,
             budget: super::budget::Budget::new(MAX_CONNECTIONS, MAX_BODY_BYTES),
+            max_batch: crate::jsonrpc::MAX_BATCH,
         }
     }
 }
@@ -84,7 +88,20 @@ pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request)
         Ok(bytes) => bytes,
         Err(error) => return respond(&gateway.http, &Err(error), None),
     };
-    let envelope = match envelope::parse_object(&bytes).and_then(envelope::parse_call) {
+    let value = match envelope::parse_json(&bytes) {
+        Ok(value) => value,
+        Err(malformed) if jsonrpc::looks_like(&bytes) => {
+            let error = jsonrpc::ErrorObject::new(jsonrpc::PARSE_ERROR, malformed.error.message());
+            let mut out = Vec::new();
+            let _ = jsonrpc::write_error(&mut out, &Value::Null, &error);
+            return jsonrpc_response(Some(out));
+        }
+        Err(malformed) => return respond(&gateway.http, &Err(malformed.error), None),
+    };
+    if jsonrpc::is_jsonrpc(&value) {
+        return jsonrpc_entry(&gateway, parts, peer, value).await;
+    }
+    let envelope = match envelope::object(value).and_then(envelope::parse_call) {
         Ok(envelope) => envelope,
         Err(Malformed {
             error,
@@ -108,6 +125,48 @@ pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request)
     );
     let result = gateway.pipeline.dispatch(call, Entry::Transport).await;
     respond(&gateway.http, &result, envelope.correlation_id.as_ref())
+}
+
+/// A JSON-RPC request or batch: identity from the `Authorization` header.
+async fn jsonrpc_entry(
+    gateway: &Gateway,
+    parts: axum::http::request::Parts,
+    peer: Option<SocketAddr>,
+    value: Value,
+) -> Response {
+    let incoming = match jsonrpc::parse(value, gateway.http.max_batch) {
+        Ok(incoming) => incoming,
+        Err(refused) => return jsonrpc_response(Some(jsonrpc::write_refused(&refused))),
+    };
+    let identity = super::authorization(&parts.headers, None).map(Identity::with_authorization);
+    let metadata = Arc::new(Metadata {
+        transport: "http".into(),
+        ip: client_ip(&parts.headers, peer),
+        connection_id: None,
+        headers: parts.headers,
+    });
+    let work = super::jsonrpc::work(gateway, incoming, |request| {
+        let mut call = super::jsonrpc::call(gateway, request, &metadata);
+        call.identity = identity.clone();
+        Ok(call)
+    });
+    jsonrpc_response(work.answer.await)
+}
+
+/// 200 with the answer, or 204 when every request was a notification.
+fn jsonrpc_response(answer: Option<Vec<u8>>) -> Response {
+    match answer {
+        Some(body) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {

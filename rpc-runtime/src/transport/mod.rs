@@ -4,6 +4,7 @@
 
 mod budget;
 mod http;
+mod jsonrpc;
 mod listener;
 mod pages;
 mod ws;

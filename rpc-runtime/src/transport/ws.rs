@@ -11,6 +11,7 @@ use super::{Gateway, client_call_shared, client_ip};
 use crate::envelope::{self, Frame, Malformed};
 use crate::events::run_hook;
 use crate::hub::connections::{Connection, ConnectionHook, close_code};
+use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
 use crate::{Identity, Metadata, RpcError, ServerHandle};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -61,8 +62,15 @@ impl Default for WsConfig {
 /// How long a closing connection waits for the client's Close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// A call running on a connection: its correlation id and outcome.
-type Running = Pin<Box<dyn Future<Output = (Option<Value>, Result<Value, RpcError>)> + Send>>;
+/// Calls running on a connection (one call, or a JSON-RPC batch).
+type Running = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// What running calls leave: how many they were, and the frame that
+/// answers them (none for JSON-RPC notifications).
+struct Done {
+    calls: usize,
+    frame: Option<String>,
+}
 
 /// Accepts or refuses an upgrade: allowed origins, then the bearer token
 /// (`Authorization` header, or `token` query parameter for browsers).
@@ -172,6 +180,11 @@ struct Session {
     gateway: Arc<Gateway>,
     connection: Arc<Connection>,
     calls: FuturesUnordered<Running>,
+    /// Calls running, counting each of a batch.
+    in_flight: usize,
+    /// Whether the client speaks JSON-RPC (it has sent a JSON-RPC frame):
+    /// its pushes are then notifications, its refusals error objects.
+    jsonrpc: bool,
     last_seen: Instant,
     /// The upgrade request's, shared by every call on the connection.
     metadata: Arc<Metadata>,
@@ -213,6 +226,8 @@ impl Session {
             gateway,
             connection,
             calls: FuturesUnordered::new(),
+            in_flight: 0,
+            jsonrpc: false,
             last_seen: Instant::now(),
             metadata,
         }
@@ -250,12 +265,16 @@ impl Session {
                 }
                 Some(text) = outbound.recv() => {
                     let size = text.len();
+                    let text = match self.jsonrpc {
+                        true => jsonrpc::notification_from_push(&text).map_or(text, Utf8Bytes::from),
+                        false => text,
+                    };
                     let sent = self.feed(&mut socket, Message::Text(text)).await;
                     self.connection.written(size);
                     sent
                 }
-                Some((correlation_id, result)) = self.calls.next(), if !self.calls.is_empty() => {
-                    self.answer(&mut socket, &result, correlation_id.as_ref()).await
+                Some(done) = self.calls.next(), if !self.calls.is_empty() => {
+                    self.finished(&mut socket, done).await
                 }
                 frame = socket.recv() => self.on_frame(&mut socket, frame).await,
                 _ = ping.tick() => self.keep_alive(&mut socket).await,
@@ -347,13 +366,13 @@ impl Session {
                         413,
                         format!("the frame is larger than the limit of {limit} bytes"),
                     );
-                    let _ = self.answer(socket, &Err(too_big), None).await;
+                    let _ = self.refuse(socket, too_big, None).await;
                     Err(Stop::Close(close_code::TOO_BIG, "frame too large"))
                 } else if is_invalid_utf8(&error) {
                     // RFC 6455 has the connection fail (1007) on a text
                     // message that is not UTF-8: answer why, then close.
                     let invalid = RpcError::bad_request("a text frame must be valid UTF-8");
-                    let _ = self.answer(socket, &Err(invalid), None).await;
+                    let _ = self.refuse(socket, invalid, None).await;
                     Err(Stop::Close(close_code::INVALID_DATA, "invalid UTF-8"))
                 } else {
                     Err(Stop::Gone)
@@ -363,14 +382,32 @@ impl Session {
             Some(Ok(Message::Binary(_))) => {
                 let error =
                     RpcError::bad_request("binary frames are not supported: send JSON text frames");
-                self.answer(socket, &Err(error), None).await
+                self.refuse(socket, error, None).await
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
         }
     }
 
     async fn on_text(&mut self, socket: &mut WebSocket, bytes: &[u8]) -> Result<(), Stop> {
-        let frame = match envelope::parse_object(bytes).and_then(envelope::parse_frame) {
+        let value = match envelope::parse_json(bytes) {
+            Ok(value) => value,
+            Err(malformed) => {
+                if jsonrpc::looks_like(bytes) {
+                    self.jsonrpc = true;
+                    let error =
+                        jsonrpc::ErrorObject::new(jsonrpc::PARSE_ERROR, malformed.error.message());
+                    let mut out = Vec::new();
+                    let _ = jsonrpc::write_error(&mut out, &Value::Null, &error);
+                    return self.send_bytes(socket, out).await;
+                }
+                return self.refuse(socket, malformed.error, None).await;
+            }
+        };
+        if jsonrpc::is_jsonrpc(&value) {
+            self.jsonrpc = true;
+            return self.on_jsonrpc(socket, value).await;
+        }
+        let frame = match envelope::object(value).and_then(envelope::parse_frame) {
             Ok(frame) => frame,
             Err(Malformed {
                 error,
@@ -397,13 +434,7 @@ impl Session {
                 answered
             }
             Frame::ClientMessage(message) => {
-                let hooks = &self.gateway.ws.hooks.message;
-                if !hooks.is_empty() {
-                    let info = self.connection.info();
-                    for hook in hooks {
-                        run_hook("client message", || hook(&info, &message));
-                    }
-                }
+                self.client_message(message);
                 Ok(())
             }
             Frame::Call(envelope) => {
@@ -422,12 +453,7 @@ impl Session {
                     }
                     return answered;
                 }
-                if self.calls.len() >= self.gateway.ws.max_in_flight {
-                    let limit = self.gateway.ws.max_in_flight;
-                    let busy = RpcError::new(
-                        429,
-                        format!("more than {limit} calls in flight on this connection"),
-                    );
+                if let Err(busy) = self.room_for(1) {
                     return self
                         .answer(socket, &Err(busy), correlation_id.as_ref())
                         .await;
@@ -446,21 +472,148 @@ impl Session {
                     envelope.tracestate,
                 );
                 let pipeline = self.gateway.pipeline.clone();
-                let mut running: Running = Box::pin(async move {
+                let running: Running = Box::pin(async move {
                     let result = pipeline.dispatch(call, Entry::Transport).await;
-                    (correlation_id, result)
+                    Done {
+                        calls: 1,
+                        frame: Some(envelope::encode_response_text(
+                            &result,
+                            correlation_id.as_ref(),
+                        )),
+                    }
                 });
-                // Most calls finish in their first poll: answer them at once,
-                // and keep only the others running on the connection.
-                match (&mut running).now_or_never() {
-                    Some((correlation_id, result)) => {
-                        self.answer(socket, &result, correlation_id.as_ref()).await
+                self.start(socket, 1, running).await
+            }
+        }
+    }
+
+    /// Runs calls: most finish in their first poll and are answered at
+    /// once; the others keep running on the connection.
+    async fn start(
+        &mut self,
+        socket: &mut WebSocket,
+        calls: usize,
+        mut running: Running,
+    ) -> Result<(), Stop> {
+        self.in_flight += calls;
+        match (&mut running).now_or_never() {
+            Some(done) => self.finished(socket, done).await,
+            None => {
+                self.calls.push(running);
+                Ok(())
+            }
+        }
+    }
+
+    /// Refuses calls past the connection's in-flight limit.
+    fn room_for(&self, calls: usize) -> Result<(), RpcError> {
+        let limit = self.gateway.ws.max_in_flight;
+        if self.in_flight + calls > limit {
+            return Err(RpcError::new(
+                429,
+                format!("more than {limit} calls in flight on this connection"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A JSON-RPC request or batch. The connection's identity applies to
+    /// its calls; `rpc.setIdentity` and `rpc.clientMessage` (on their own,
+    /// not in a batch) do what the envelope's identity and client message
+    /// frames do.
+    async fn on_jsonrpc(&mut self, socket: &mut WebSocket, value: Value) -> Result<(), Stop> {
+        let incoming = match jsonrpc::parse(value, self.gateway.http.max_batch) {
+            Ok(incoming) => incoming,
+            Err(refused) => {
+                return self
+                    .send_bytes(socket, jsonrpc::write_refused(&refused))
+                    .await;
+            }
+        };
+        let incoming = match incoming {
+            Incoming::Single(Ok(request)) if request.method == jsonrpc::SET_IDENTITY => {
+                let identity = match serde_json::from_value::<Identity>(jsonrpc::message_param(
+                    request.args,
+                )) {
+                    Ok(identity) => identity,
+                    Err(error) => {
+                        let error = RpcError::invalid_args(vec![crate::FieldError {
+                            path: String::new(),
+                            message: format!("not an identity: {error}"),
+                        }]);
+                        return self.jsonrpc_answer(socket, request.id, &Err(error)).await;
                     }
-                    None => {
-                        self.calls.push(running);
-                        Ok(())
-                    }
+                };
+                let result = self.set_identity(identity).await.map(|()| Value::Null);
+                let changed = matches!(&result, Err(e) if e.code() == 400);
+                let answered = self.jsonrpc_answer(socket, request.id, &result).await;
+                if changed {
+                    return Err(Stop::Close(
+                        close_code::POLICY,
+                        "identity.authorization has changed",
+                    ));
                 }
+                return answered;
+            }
+            Incoming::Single(Ok(request)) if request.method == jsonrpc::CLIENT_MESSAGE => {
+                self.client_message(jsonrpc::message_param(request.args));
+                return self
+                    .jsonrpc_answer(socket, request.id, &Ok(Value::Null))
+                    .await;
+            }
+            incoming => incoming,
+        };
+        let gateway = self.gateway.clone();
+        let (identity, user_id) = (self.connection.identity(), self.connection.user_id());
+        let metadata = self.metadata.clone();
+        let work = super::jsonrpc::work(&gateway, incoming, |request| {
+            if request.method == jsonrpc::SET_IDENTITY || request.method == jsonrpc::CLIENT_MESSAGE
+            {
+                return Err(RpcError::bad_request(format!(
+                    "{} is sent on its own, not in a batch",
+                    request.method
+                )));
+            }
+            let mut call = super::jsonrpc::call(&gateway, request, &metadata);
+            call.identity = identity.clone();
+            call.user_id = user_id.clone();
+            Ok(call)
+        });
+        if let Err(busy) = self.room_for(work.calls) {
+            let error = jsonrpc::ErrorObject::from_rpc(&busy);
+            let mut out = Vec::new();
+            let _ = jsonrpc::write_error(&mut out, &Value::Null, &error);
+            return self.send_bytes(socket, out).await;
+        }
+        let calls = work.calls;
+        let answer = work.answer;
+        let running: Running = Box::pin(async move {
+            let frame = answer.await.and_then(|bytes| String::from_utf8(bytes).ok());
+            Done { calls, frame }
+        });
+        self.start(socket, calls, running).await
+    }
+
+    async fn jsonrpc_answer(
+        &mut self,
+        socket: &mut WebSocket,
+        id: Option<Value>,
+        result: &Result<Value, RpcError>,
+    ) -> Result<(), Stop> {
+        let Some(id) = id else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        jsonrpc::write_response(&mut out, &id, result);
+        self.send_bytes(socket, out).await
+    }
+
+    fn client_message(&self, message: Value) {
+        let hooks = &self.gateway.ws.hooks.message;
+        if !hooks.is_empty() {
+            let info = self.connection.info();
+            for hook in hooks {
+                run_hook("client message", || hook(&info, &message));
             }
         }
     }
@@ -502,18 +655,63 @@ impl Session {
         self.feed(socket, Message::Ping(Default::default())).await
     }
 
-    /// Writes a response, and every other one already finished, unflushed.
+    /// Writes an envelope response, and every answer already finished,
+    /// unflushed.
     async fn answer(
         &mut self,
         socket: &mut WebSocket,
         result: &Result<Value, RpcError>,
         correlation_id: Option<&Value>,
     ) -> Result<(), Stop> {
-        self.feed(socket, response_frame(result, correlation_id))
-            .await?;
-        while let Some(Some((correlation_id, result))) = self.calls.next().now_or_never() {
-            self.feed(socket, response_frame(&result, correlation_id.as_ref()))
-                .await?;
+        let text = envelope::encode_response_text(result, correlation_id);
+        self.send_text(socket, text).await
+    }
+
+    /// A refusal of the frame itself, in the protocol the client speaks.
+    async fn refuse(
+        &mut self,
+        socket: &mut WebSocket,
+        error: RpcError,
+        correlation_id: Option<&Value>,
+    ) -> Result<(), Stop> {
+        if self.jsonrpc {
+            let mut out = Vec::new();
+            let _ = jsonrpc::write_error(
+                &mut out,
+                &Value::Null,
+                &jsonrpc::ErrorObject::from_rpc(&error),
+            );
+            return self.send_bytes(socket, out).await;
+        }
+        self.answer(socket, &Err(error), correlation_id).await
+    }
+
+    /// Writes the answer of calls that finished.
+    async fn finished(&mut self, socket: &mut WebSocket, done: Done) -> Result<(), Stop> {
+        self.in_flight -= done.calls;
+        match done.frame {
+            Some(text) => self.send_text(socket, text).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn send_bytes(&mut self, socket: &mut WebSocket, bytes: Vec<u8>) -> Result<(), Stop> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        // serde_json writes UTF-8.
+        let text = String::from_utf8(bytes).unwrap_or_default();
+        self.send_text(socket, text).await
+    }
+
+    /// Writes a frame, and every answer already finished, unflushed.
+    async fn send_text(&mut self, socket: &mut WebSocket, text: String) -> Result<(), Stop> {
+        self.feed(socket, Message::Text(text.into())).await?;
+        while let Some(Some(done)) = self.calls.next().now_or_never() {
+            self.in_flight -= done.calls;
+            if let Some(text) = done.frame {
+                self.feed(socket, Message::Text(text.into())).await?;
+            }
         }
         Ok(())
     }
@@ -543,10 +741,6 @@ async fn within(
         },
     };
     written.map_err(|_| Stop::Gone)
-}
-
-fn response_frame(result: &Result<Value, RpcError>, correlation_id: Option<&Value>) -> Message {
-    Message::Text(envelope::encode_response_text(result, correlation_id).into())
 }
 
 fn is_too_big(error: &axum::Error) -> bool {
