@@ -95,6 +95,38 @@ mod procs {
         server.send_to_connection(id, json!({"hello": id}))
     }
 
+    /// A node of a tree, with its children.
+    #[derive(Deserialize, Serialize, JsonSchema)]
+    pub struct Node {
+        /// The node's name.
+        pub name: String,
+        pub kind: Kind,
+        pub size: u64,
+        pub children: Vec<Node>,
+    }
+
+    #[derive(Deserialize, Serialize, JsonSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Kind {
+        File,
+        Folder,
+    }
+
+    #[derive(Deserialize, Serialize, JsonSchema)]
+    pub struct TreeArgs {
+        pub root: Node,
+        pub depth: Option<u8>,
+    }
+
+    /// Counts the nodes of a tree (nested, recursive and enum types).
+    #[rpc(procedure = "tree", scope = "jr")]
+    pub async fn tree(args: TreeArgs) -> usize {
+        fn count(node: &Node) -> usize {
+            1 + node.children.iter().map(count).sum::<usize>()
+        }
+        count(&args.root)
+    }
+
     /// Echoes its args.
     #[rpc(procedure = "echo", scope = "jr")]
     pub async fn echo(args: Value) -> Value {
@@ -598,4 +630,156 @@ async fn raw_websocket_frames_get_the_specified_answers() {
         ws::closed(&mut raw).await,
         Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Invalid)
     );
+}
+
+/// The packages `.ci/test` installs with npm for the node clients.
+fn node_modules() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/node/node_modules");
+    assert!(
+        dir.join("@open-rpc/client-js").is_dir() && dir.join("ajv-formats").is_dir(),
+        "{} lacks the npm packages: run .ci/test, which installs them (npm install --prefix \
+         target/node @open-rpc/client-js@2.1.0 ajv@8.20.0 ajv-formats@3.0.1)",
+        dir.display()
+    );
+    dir
+}
+
+#[tokio::test]
+async fn open_rpc_client_js_calls_and_ajv_compiles_every_schema() {
+    let server = start(builder()).await;
+    let base = format!("http://{}", server.http_addr().expect("http"));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js/jsonrpc-clients.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(node_modules())
+        .arg(&base)
+        .output()
+        .await
+        .expect("node runs (install it with apt-get install -y nodejs npm, or run .ci/test)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "node failed:\n{stdout}\n{stderr}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+}
+
+#[tokio::test]
+async fn the_openrpc_document_is_callable_as_written() {
+    let server = start(builder()).await;
+    let addr = server.http_addr().expect("http");
+    let http = Http::new(addr);
+    let document = http.get_json("/openrpc.json").await;
+    assert_eq!(document["servers"][0]["url"], format!("http://{addr}/"));
+
+    // Every method answers under its name, with params as documented.
+    let methods = document["methods"].as_array().expect("methods");
+    assert!(methods.len() >= 8, "{methods:?}");
+    for method in methods {
+        let name = method["name"].as_str().expect("name");
+        let request = json!({"jsonrpc": "2.0", "method": name, "params": {}, "id": 1});
+        let (_, body) = post(&http, &request.to_string()).await;
+        assert_ne!(body["error"]["code"], -32601, "{name}: {body}");
+    }
+    let add = methods
+        .iter()
+        .find(|m| m["name"] == "jr/add@1")
+        .expect("jr/add@1");
+    assert_eq!(add["paramStructure"], "by-name");
+    let names: Vec<&Value> = add["params"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .map(|p| &p["name"])
+        .collect();
+    assert_eq!(names, vec!["a", "b"]);
+    assert_eq!(add["params"][0]["required"], true);
+    assert_eq!(
+        add["result"]["schema"]["properties"]["sum"]["type"],
+        "integer"
+    );
+    let echo = methods
+        .iter()
+        .find(|m| m["name"] == "jr/echo@1")
+        .expect("echo");
+    assert_eq!(echo["paramStructure"], "by-position");
+    assert!(
+        !document.to_string().contains("int64"),
+        "formats validators refuse are left out"
+    );
+    // Nested types are shared components, referred to from the params.
+    let tree = methods
+        .iter()
+        .find(|m| m["name"] == "jr/tree@1")
+        .expect("tree");
+    let root = tree["params"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .find(|p| p["name"] == "root");
+    assert_eq!(
+        root.expect("root")["schema"]["$ref"],
+        "#/components/schemas/Node",
+        "{tree}"
+    );
+    assert!(
+        document["components"]["schemas"]["Kind"].is_object(),
+        "{document}"
+    );
+    let request = json!({"jsonrpc": "2.0", "method": "jr/tree", "id": 1,
+        "params": {"root": {"name": "r", "kind": "folder", "size": 0,
+            "children": [{"name": "c", "kind": "file", "size": 1, "children": []}]}}});
+    assert_eq!(post(&http, &request.to_string()).await.1["result"], 2);
+
+    // rpc.discover answers the same document over JSON-RPC.
+    let (_, discovered) = post(&http, r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#).await;
+    assert_eq!(discovered["result"], document);
+
+    // Behind a proxy, and mounted under a prefix in an application.
+    let proxied = http
+        .client()
+        .get(format!("{}/openrpc.json", http.url()))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "api.example.com")
+        .header("x-forwarded-prefix", "/edge")
+        .send()
+        .await
+        .expect("answered")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(proxied["servers"][0]["url"], "https://api.example.com/edge");
+    let mounted = Server::builder().build().expect("builds");
+    let running = mounted.start().await.expect("starts");
+    let app = axum::Router::new().nest("/rpc", running.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app_addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let app_http = Http::new(app_addr);
+    let document = app_http.get_json("/rpc/openrpc.json").await;
+    let url = document["servers"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert_eq!(url, format!("http://{app_addr}/rpc"));
+    let request =
+        json!({"jsonrpc": "2.0", "method": "jr/add", "params": {"a": 1, "b": 2}, "id": 1});
+    let answer = app_http
+        .client()
+        .post(&url)
+        .body(request.to_string())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        answer.json::<Value>().await.expect("json")["result"],
+        json!({"sum": 3})
+    );
+
+    // A configured public URL wins.
+    let configured = start(builder().public_url("https://rpc.example.com/v1/")).await;
+    let document = Http::new(configured.http_addr().expect("http"))
+        .get_json("/openrpc.json")
+        .await;
+    assert_eq!(document["servers"][0]["url"], "https://rpc.example.com/v1/");
 }

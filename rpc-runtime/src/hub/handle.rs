@@ -101,7 +101,17 @@ impl ServerHandle {
     /// The server's OpenRPC document, as `rpc.discover` answers it.
     #[cfg(feature = "docs")]
     pub fn openrpc(&self) -> Option<serde_json::Value> {
-        self.routes().map(|routes| routes.openrpc())
+        self.openrpc_for(None)
+    }
+
+    /// The OpenRPC document as seen by a request (its headers, and the
+    /// prefix the router is mounted under), which gives `servers`.
+    #[cfg(feature = "docs")]
+    pub(crate) fn openrpc_for(
+        &self,
+        request: Option<(&axum::http::HeaderMap, &str)>,
+    ) -> Option<serde_json::Value> {
+        self.routes().map(|routes| routes.openrpc(request))
     }
 
     /// Pushes `{"serverMessage": message}` to one connection; false if it

@@ -16,5 +16,5 @@ pub(crate) trait Routes: Send + Sync {
 
     /// The server's OpenRPC document, as `rpc.discover` answers it.
     #[cfg(feature = "docs")]
-    fn openrpc(&self) -> serde_json::Value;
+    fn openrpc(&self, request: Option<(&axum::http::HeaderMap, &str)>) -> serde_json::Value;
 }

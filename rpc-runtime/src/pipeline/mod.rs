@@ -77,8 +77,15 @@ impl crate::hub::Routes for Pipeline {
     }
 
     #[cfg(feature = "docs")]
-    fn openrpc(&self) -> Value {
-        crate::docs::openrpc_document(&self.name, self.routable(), self.show_internal)
+    fn openrpc(&self, request: Option<(&axum::http::HeaderMap, &str)>) -> Value {
+        let url =
+            crate::docs::server_url(self.public_url.as_deref(), request, self.handle.http_addr());
+        crate::docs::openrpc_document(
+            &self.name,
+            self.routable(),
+            self.show_internal,
+            url.as_deref(),
+        )
     }
 }
 
@@ -127,6 +134,9 @@ pub(crate) struct Pipeline {
         allow(dead_code, reason = "read by rpc.discover")
     )]
     pub(crate) show_internal: bool,
+    /// Where clients reach the server, for the OpenRPC document.
+    #[cfg_attr(not(feature = "docs"), allow(dead_code, reason = "the docs'"))]
+    public_url: Option<String>,
     states: States,
     /// The middleware around stages 6 to 8, if the application gave any.
     middleware: Option<CallService>,
@@ -145,6 +155,7 @@ pub(crate) struct PipelineConfig {
     pub(crate) handle: ServerHandle,
     pub(crate) telemetry: crate::telemetry::Telemetry,
     pub(crate) show_internal: bool,
+    pub(crate) public_url: Option<String>,
     pub(crate) states: States,
     pub(crate) layers: Vec<middleware::LayerFn>,
 }
@@ -163,6 +174,7 @@ impl Pipeline {
                 handle: config.handle,
                 telemetry: config.telemetry,
                 show_internal: config.show_internal,
+                public_url: config.public_url,
                 states: config.states,
                 middleware,
                 accepting: AtomicBool::new(true),

@@ -379,6 +379,17 @@ impl ServerBuilder {
         self
     }
 
+    /// The URL clients reach the RPC endpoint at (for instance
+    /// `https://api.example.com/rpc/`), given as `servers` in the OpenRPC
+    /// document. Default: the URL the request for the document was sent
+    /// to (honouring `X-Forwarded-Proto`, `X-Forwarded-Host`,
+    /// `X-Forwarded-Prefix` and the prefix the router is mounted under).
+    #[cfg(feature = "docs")]
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.pages.public_url = Some(url.into());
+        self
+    }
+
     /// Whether docs, specs, `rpc.discover`, telemetry and metrics list
     /// internal procedures. Default: hidden, from all of them.
     pub fn show_internal(mut self, show: bool) -> Self {
@@ -479,6 +490,7 @@ impl ServerBuilder {
             handle: handle.clone(),
             telemetry,
             show_internal: self.pages.show_internal,
+            public_url: self.pages.public_url.clone(),
             states: self.states,
             layers: self.layers,
         });

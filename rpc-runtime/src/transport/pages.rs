@@ -6,8 +6,8 @@
 use super::Gateway;
 use crate::{Identity, RpcError, envelope};
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::collections::HashMap;
@@ -79,6 +79,7 @@ pub(crate) struct PagesConfig {
     pub(crate) specs: Mount,
     pub(crate) telemetry: Mount,
     pub(crate) show_internal: bool,
+    pub(crate) public_url: Option<String>,
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -135,7 +136,8 @@ impl Page {
     }
 
     /// The page's content; the caller has passed the mount's guard.
-    fn render(self, gateway: &Gateway) -> Response {
+    /// `mounted_at` is the prefix the router is mounted under in an app.
+    fn render(self, gateway: &Gateway, headers: &HeaderMap, mounted_at: &str) -> Response {
         let pipeline = &gateway.pipeline;
         let pages = &gateway.pages;
         match self {
@@ -161,10 +163,9 @@ impl Page {
                 pages.show_internal,
             )),
             #[cfg(feature = "docs")]
-            Page::OpenRpc => json(&crate::docs::openrpc_document(
-                &pipeline.name,
-                pipeline.routable(),
-                pages.show_internal,
+            Page::OpenRpc => json(&crate::hub::Routes::openrpc(
+                &**pipeline,
+                Some((headers, mounted_at)),
             )),
             Page::Telemetry => json(&pipeline.report(gateway.ws.enabled)),
             Page::TelemetryHtml => {
@@ -213,10 +214,17 @@ pub(crate) fn routes(router: Router<Arc<Gateway>>, config: &PagesConfig) -> Rout
                 &path,
                 get(
                     move |State(gateway): State<Arc<Gateway>>,
+                          OriginalUri(original): OriginalUri,
+                          uri: Uri,
                           headers: HeaderMap,
                           Query(params): Params| async move {
                         match guard(&gateway, page.mount(&gateway.pages), &headers, &params).await {
-                            Ok(()) => page.render(&gateway),
+                            Ok(()) => {
+                                // What a nesting app's router took off the path.
+                                let mounted_at =
+                                    original.path().strip_suffix(uri.path()).unwrap_or_default();
+                                page.render(&gateway, &headers, mounted_at)
+                            }
                             Err(refused) => refused,
                         }
                     },
