@@ -493,3 +493,138 @@ async fn a_real_browser_renders_the_docs_and_calls_through_the_form() {
         "the 422 is shown"
     );
 }
+
+/// The packages `.ci/test` installs with npm (typescript, ws).
+fn node_modules() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/node/node_modules");
+    assert!(
+        dir.join("typescript/bin/tsc").is_file() && dir.join("ws").is_dir(),
+        "{} lacks typescript or ws: run .ci/test, which installs them \
+         (npm install --prefix target/node typescript@5.9.3 ws@8.18.3)",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs tsc with `args`; panics with its output when it fails.
+fn tsc(modules: &Path, args: &[&str]) {
+    let output = std::process::Command::new("node")
+        .arg(modules.join("typescript/bin/tsc"))
+        .args(args)
+        .output()
+        .expect("node runs tsc");
+    assert!(
+        output.status.success(),
+        "tsc {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_typescript_client_is_golden_compiles_strict_and_calls_a_live_server() {
+    let server = start(
+        quickstart_server().authenticator(|token: String| async move {
+            if token == "demo-token" {
+                Ok("user-1".to_owned())
+            } else {
+                Err(RpcError::unauthorized("unknown token"))
+            }
+        }),
+    )
+    .await;
+    let http = Http::new(server.http_addr().expect("http"));
+    let (status, module) = get(&http, "/client.ts").await;
+    assert_eq!(status, 200);
+    assert_eq!(module, server.handle().typescript_client());
+    assert!(
+        !module.contains("allLocations"),
+        "internal procedures are left out"
+    );
+
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/quickstart-client.ts");
+    if std::env::var("UPDATE_GOLDEN").is_ok() {
+        std::fs::write(&golden, &module).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&golden).expect(
+        "tests/golden/quickstart-client.ts exists; create or update it with UPDATE_GOLDEN=1 cargo test -p rpc-tests --test docs",
+    );
+    assert!(
+        module == expected,
+        "client.ts changed; review the difference and update the golden file with \
+         UPDATE_GOLDEN=1 cargo test -p rpc-tests --test docs"
+    );
+
+    // tsc --strict accepts it, then compiles it for node.
+    let modules = node_modules();
+    let dir = std::env::temp_dir().join(format!("rpc-ts-client-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let source = dir.join("client.ts");
+    std::fs::write(&source, &module).expect("write module");
+    std::fs::write(dir.join("package.json"), r#"{"type": "module"}"#).expect("package.json");
+    let source = source.to_str().expect("utf-8 path");
+    let common = [
+        "--strict",
+        "--target",
+        "es2022",
+        "--module",
+        "es2022",
+        "--lib",
+        "es2022,dom",
+    ];
+    tsc(&modules, &[&common[..], &["--noEmit", source]].concat());
+    tsc(
+        &modules,
+        &[
+            &common[..],
+            &["--outDir", dir.to_str().expect("utf-8"), source],
+        ]
+        .concat(),
+    );
+
+    // The compiled client against the live server.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("js/ts-client.mjs");
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(dir.join("client.js"))
+        .arg(&modules)
+        .arg(http.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        child.stdout.take().expect("stdout"),
+    ));
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("node reports within 30 s")
+        .expect("stdout");
+    if first.as_deref() != Some("ready") {
+        let output = child.wait_with_output().await.expect("node ends");
+        panic!(
+            "the client failed before the push: {first:?}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(
+        server
+            .handle()
+            .send_to_user("user-1", json!({"note": "for user-1"})),
+        1
+    );
+    let last = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("node ends within 30 s")
+        .expect("stdout");
+    let output = child.wait_with_output().await.expect("node ends");
+    assert_eq!(
+        last.as_deref(),
+        Some("ok"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -660,6 +660,49 @@ async fn open_rpc_client_js_calls_and_ajv_compiles_every_schema() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "node failed:\n{stdout}\n{stderr}");
     assert!(stdout.starts_with("ok: "), "{stdout}");
+
+    // The TypeScript client of these procedures (recursive, enum, nullable
+    // and untyped args among them) passes tsc --strict.
+    let module = Http::new(server.http_addr().expect("http"))
+        .client()
+        .get(format!("{base}/client.ts"))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        module.contains("export interface Node {") && module.contains("children: Array<Node>;"),
+        "{module}"
+    );
+    assert!(
+        module.contains("export type Kind = \"file\" | \"folder\";"),
+        "{module}"
+    );
+    let dir = std::env::temp_dir().join(format!("rpc-jr-client-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("client.ts"), &module).expect("write");
+    let output = tokio::process::Command::new("node")
+        .arg(node_modules().join("typescript/bin/tsc"))
+        .args([
+            "--strict",
+            "--noEmit",
+            "--target",
+            "es2022",
+            "--lib",
+            "es2022,dom",
+        ])
+        .arg(dir.join("client.ts"))
+        .output()
+        .await
+        .expect("tsc runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "tsc: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 #[tokio::test]

@@ -3,8 +3,10 @@
 //! comes from what the server can route: its own procedures and those
 //! announced by other servers.
 
+mod definitions;
 mod example;
 mod openrpc;
+mod typescript;
 
 use crate::{Context, ProcedureSpec, RpcError, rpc};
 use serde_json::{Value, json};
@@ -52,6 +54,12 @@ pub(crate) fn openrpc_document(
     url: Option<&str>,
 ) -> Value {
     openrpc::document(server, &visible(routable, show_internal), url)
+}
+
+/// `/client.ts`: the TypeScript client of the procedures clients can call
+/// (internal ones never are).
+pub(crate) fn typescript_client(server: &str, routable: Vec<ProcedureSpec>) -> String {
+    typescript::module(server, &visible(routable, false))
 }
 
 /// The formats of JSON Schema (2020-12, section 7.3) that validators know.

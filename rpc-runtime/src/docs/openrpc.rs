@@ -5,13 +5,13 @@
 //! the URL the server answers on. Schemas are in the draft-07 form that
 //! OpenRPC tools read, their definitions shared in `components.schemas`.
 
+use super::definitions::{Definitions, Names, target};
 use crate::ProcedureSpec;
 use crate::jsonrpc::{FRAMEWORK_CODES, INVALID_PARAMS};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 
 pub(crate) fn document(server: &str, procedures: &[ProcedureSpec], url: Option<&str>) -> Value {
-    let mut components = Components::default();
+    let mut components = Definitions::default();
     let methods: Vec<Value> = procedures
         .iter()
         .map(|spec| method(spec, &mut components))
@@ -27,7 +27,11 @@ pub(crate) fn document(server: &str, procedures: &[ProcedureSpec], url: Option<&
         },
         "methods": methods,
         "components": {
-            "schemas": components.schemas,
+            "schemas": components
+                .all
+                .iter()
+                .map(|(name, (schema, names))| (name.clone(), convert(schema, names)))
+                .collect::<Map<String, Value>>(),
         },
     });
     if let (Some(url), Some(object)) = (url, document.as_object_mut()) {
@@ -36,48 +40,7 @@ pub(crate) fn document(server: &str, procedures: &[ProcedureSpec], url: Option<&
     document
 }
 
-/// The definitions of every procedure's schemas, under names unique in
-/// the document.
-#[derive(Default)]
-struct Components {
-    schemas: BTreeMap<String, Value>,
-}
-
-impl Components {
-    /// Adds a schema's definitions; returns the name each got.
-    fn add(&mut self, schema: &Value) -> BTreeMap<String, String> {
-        let Some(defs) = schema.get("$defs").and_then(Value::as_object) else {
-            return BTreeMap::new();
-        };
-        let mut names = BTreeMap::new();
-        // First choose the names, then convert (definitions refer to each
-        // other, under their new names).
-        for (name, definition) in defs {
-            let mut chosen = name.clone();
-            let mut n = 1;
-            while self
-                .schemas
-                .get(&chosen)
-                .is_some_and(|taken| taken != definition)
-            {
-                n += 1;
-                chosen = format!("{name}{n}");
-            }
-            // Reserve the name with the raw definition; replaced below.
-            self.schemas
-                .entry(chosen.clone())
-                .or_insert_with(|| definition.clone());
-            names.insert(name.clone(), chosen);
-        }
-        for (name, definition) in defs {
-            let converted = convert(definition, &names);
-            self.schemas.insert(names[name].clone(), converted);
-        }
-        names
-    }
-}
-
-fn method(spec: &ProcedureSpec, components: &mut Components) -> Value {
+fn method(spec: &ProcedureSpec, components: &mut Definitions) -> Value {
     let address = &spec.address;
     let summary = spec.description.lines().next().unwrap_or_default();
     let args_names = components.add(&spec.args_schema);
@@ -125,7 +88,7 @@ fn method(spec: &ProcedureSpec, components: &mut Components) -> Value {
 
 /// The params a client sends: an object's properties by name, anything
 /// else as the one by-position param `args`.
-fn params(schema: &Value, names: &BTreeMap<String, String>) -> (&'static str, Vec<Value>) {
+fn params(schema: &Value, names: &Names) -> (&'static str, Vec<Value>) {
     let is_object = schema.get("type").and_then(Value::as_str) == Some("object");
     let properties = schema.get("properties").and_then(Value::as_object);
     match (is_object, properties) {
@@ -168,7 +131,7 @@ fn params(schema: &Value, names: &BTreeMap<String, String>) -> (&'static str, Ve
 /// `components.schemas` (references renamed), `$schema` dropped (the
 /// document sets the dialect), formats that validators do not know left
 /// out.
-fn convert(schema: &Value, names: &BTreeMap<String, String>) -> Value {
+fn convert(schema: &Value, names: &Names) -> Value {
     match schema {
         Value::Object(object) => {
             let mut out = Map::new();
@@ -177,10 +140,7 @@ fn convert(schema: &Value, names: &BTreeMap<String, String>) -> Value {
                     "$schema" | "$defs" => {}
                     "$ref" => {
                         let reference = value.as_str().unwrap_or_default();
-                        let target = reference
-                            .strip_prefix("#/$defs/")
-                            .map(|name| names.get(name).map_or(name, String::as_str));
-                        let reference = match target {
+                        let reference = match target(reference, names) {
                             Some(name) => format!("#/components/schemas/{name}"),
                             None => reference.to_owned(),
                         };

@@ -104,6 +104,14 @@ impl ServerHandle {
         self.openrpc_for(None)
     }
 
+    /// The TypeScript client of the procedures this server can route (its
+    /// own and those other servers announced), as served at `/client.ts`:
+    /// write it to a file in a build step, for instance.
+    #[cfg(feature = "docs")]
+    pub fn typescript_client(&self) -> String {
+        crate::docs::typescript_client(self.name(), self.procedures())
+    }
+
     /// The OpenRPC document as seen by a request (its headers, and the
     /// prefix the router is mounted under), which gives `servers`.
     #[cfg(feature = "docs")]

@@ -362,7 +362,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Where the machine-readable specs (`/docs.json`, `/openrpc.json`) are
+    /// Where the machine-readable specs (`/docs.json`, `/openrpc.json`) and
+    /// the TypeScript client (`/client.ts`) are
     /// served. Default: at the root, to anyone.
     #[cfg(feature = "docs")]
     pub fn specs_mount(mut self, mount: Mount) -> Self {

@@ -93,6 +93,8 @@ enum Page {
     DocsJson,
     #[cfg(feature = "docs")]
     OpenRpc,
+    #[cfg(feature = "docs")]
+    TypeScript,
     Telemetry,
     TelemetryHtml,
     Metrics,
@@ -106,6 +108,8 @@ impl Page {
         Page::DocsJson,
         #[cfg(feature = "docs")]
         Page::OpenRpc,
+        #[cfg(feature = "docs")]
+        Page::TypeScript,
         Page::Telemetry,
         Page::TelemetryHtml,
         Page::Metrics,
@@ -116,7 +120,7 @@ impl Page {
             #[cfg(feature = "docs")]
             Page::Docs => &config.docs,
             #[cfg(feature = "docs")]
-            Page::DocsJson | Page::OpenRpc => &config.specs,
+            Page::DocsJson | Page::OpenRpc | Page::TypeScript => &config.specs,
             Page::Telemetry | Page::TelemetryHtml | Page::Metrics => &config.telemetry,
         }
     }
@@ -129,6 +133,8 @@ impl Page {
             Page::DocsJson => "/docs.json",
             #[cfg(feature = "docs")]
             Page::OpenRpc => "/openrpc.json",
+            #[cfg(feature = "docs")]
+            Page::TypeScript => "/client.ts",
             Page::Telemetry => "/telemetry",
             Page::TelemetryHtml => "/telemetry.html",
             Page::Metrics => "/metrics",
@@ -137,6 +143,10 @@ impl Page {
 
     /// The page's content; the caller has passed the mount's guard.
     /// `mounted_at` is the prefix the router is mounted under in an app.
+    #[cfg_attr(
+        not(feature = "docs"),
+        allow(unused_variables, reason = "the OpenRPC document's")
+    )]
     fn render(self, gateway: &Gateway, headers: &HeaderMap, mounted_at: &str) -> Response {
         let pipeline = &gateway.pipeline;
         let pages = &gateway.pages;
@@ -167,6 +177,15 @@ impl Page {
                 &**pipeline,
                 Some((headers, mounted_at)),
             )),
+            #[cfg(feature = "docs")]
+            Page::TypeScript => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                )],
+                crate::docs::typescript_client(&pipeline.name, pipeline.routable()),
+            )
+                .into_response(),
             Page::Telemetry => json(&pipeline.report(gateway.ws.enabled)),
             Page::TelemetryHtml => {
                 let source = relative(
