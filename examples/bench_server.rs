@@ -33,6 +33,15 @@ async fn add(args: AddArgs) -> Sum {
     }
 }
 
+/// The same `add` in scope `global`, which JSON-RPC clients call as method
+/// `add` (as jsonrpsee's peer names it).
+#[rpc(procedure = "add")]
+async fn add_global(args: AddArgs) -> Sum {
+    Sum {
+        sum: args.a.wrapping_add(args.b),
+    }
+}
+
 #[derive(Deserialize, Serialize, JsonSchema)]
 struct Order {
     number: u64,
