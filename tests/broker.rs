@@ -550,6 +550,63 @@ async fn a_busy_handler_server_holds_its_prefetch_and_the_broker_keeps_the_rest(
 }
 
 #[tokio::test]
+async fn a_stopped_handler_server_never_runs_calls_whose_deadline_passed() {
+    use tokio::io::AsyncBufReadExt;
+    let (gateway, http) = gateway(&unique("gw-stopped")).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rpc-test-handler"))
+        .arg(rabbitmq_uri())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the handler server process starts");
+    let pid = child.id().expect("pid").to_string();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a line within 10 s")
+            .expect("read")
+    };
+    assert_eq!(next_line().await.as_deref(), Some("ready"));
+    knows(&gateway, Address::new("killed", "mark", "1")).await;
+    let mark = |n: u64| {
+        let http = http.clone();
+        async move {
+            http.call(json!({"procedure": "mark", "scope": "killed", "args": {"n": n}}))
+                .await
+        }
+    };
+    assert_eq!(mark(0).await.0, 200);
+    assert_eq!(next_line().await.as_deref(), Some("ran 0"));
+
+    // Stopped, the server holds the calls RabbitMQ delivers to it; their
+    // callers get 504 at the deadline (800 ms).
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name}");
+    };
+    signal("-STOP");
+    let held = futures_util::future::join_all((1..=5).map(mark)).await;
+    for (status, body) in held {
+        assert_eq!(status, 504, "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal("-CONT");
+
+    // Resumed, it reads the held calls first and runs none of them; the
+    // next call runs.
+    let (status, body) = mark(99).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(next_line().await.as_deref(), Some("ran 99"));
+    let more = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await;
+    assert!(more.is_err(), "nothing else ran: {more:?}");
+    child.kill().await.expect("killed");
+}
+
+#[tokio::test]
 async fn a_handler_server_killed_mid_call_leaves_504_by_the_deadline() {
     use tokio::io::AsyncBufReadExt;
     let (gateway, http) = gateway(&unique("gw-killed")).await;

@@ -1,6 +1,7 @@
-//! A handler server in its own process, for the test that kills one in the
-//! middle of a call. It prints `ready` once serving and `started` when a
-//! call begins, then waits to be killed. It announces itself every 500 ms,
+//! A handler server in its own process, for the tests that kill one in the
+//! middle of a call or stop it holding calls. It prints `ready` once
+//! serving, `started` when a `hang` call begins and `ran N` when a `mark`
+//! call runs, then waits to be killed. It announces itself every 500 ms,
 //! so that gateways count it gone soon after it falls silent (after three
 //! intervals, but at least 3 s).
 
@@ -20,6 +21,19 @@ async fn hang(args: Hang) -> u64 {
     let _ = std::io::stdout().flush();
     tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
     args.ms
+}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+struct Mark {
+    n: u64,
+}
+
+/// Reports that it ran.
+#[rpc(procedure = "mark", scope = "killed", timeout = "800ms")]
+async fn mark(args: Mark) -> u64 {
+    println!("ran {}", args.n);
+    let _ = std::io::stdout().flush();
+    args.n
 }
 
 #[tokio::main]

@@ -55,6 +55,10 @@ impl Broker {
             user_id: call.user_id,
             metadata: call.metadata.only_headers(&self.config.forward_headers),
             timeout_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
+            deadline_unix_ms: Some(
+                wire::unix_ms()
+                    .saturating_add(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX)),
+            ),
         };
         // Room for a typical call message, so that writing it rarely grows
         // the buffer.

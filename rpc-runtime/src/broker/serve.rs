@@ -75,7 +75,20 @@ impl Broker {
                 ack();
                 return;
             }
+            // Its deadline passed while it waited (in the queue, in this
+            // server's prefetch buffer, or while this process was stopped):
+            // it is not run, and the caller, if still waiting, learns why.
+            Ok(message) if message.remaining(super::wire::unix_ms()).is_zero() => {
+                Err(RpcError::new(
+                    504,
+                    format!(
+                        "{} expired before a handler server started it",
+                        message.address
+                    ),
+                ))
+            }
             Ok(message) => {
+                let remaining = message.remaining(super::wire::unix_ms());
                 let (trace_id, trace) = traced.unwrap_or_else(|| {
                     (
                         message.trace_id,
@@ -94,7 +107,7 @@ impl Broker {
                     trace_id,
                     span_id: String::new(),
                     trace,
-                    deadline: Some(deadline_in(Duration::from_millis(message.timeout_ms))),
+                    deadline: Some(deadline_in(remaining)),
                     user_id: message.user_id,
                     metadata: Arc::new(message.metadata),
                 };

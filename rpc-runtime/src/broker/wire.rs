@@ -149,6 +149,33 @@ pub(crate) struct CallMessage {
     pub(crate) metadata: crate::call::Metadata,
     /// Milliseconds the caller still waited when it published.
     pub(crate) timeout_ms: u64,
+    /// The call's deadline on the wall clock, in milliseconds since the Unix
+    /// epoch: a handler server that received the call long ago (held in
+    /// its prefetch buffer, or stopped) still knows when it expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deadline_unix_ms: Option<u64>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+impl CallMessage {
+    /// What is left of the call's time: the least of what the caller had
+    /// left when it published (counted from now, when the message is read)
+    /// and what its wall-clock deadline leaves. Zero when it passed.
+    pub(crate) fn remaining(&self, now_unix_ms: u64) -> std::time::Duration {
+        let relative = self.timeout_ms;
+        let absolute = self
+            .deadline_unix_ms
+            .map_or(u64::MAX, |deadline| deadline.saturating_sub(now_unix_ms));
+        std::time::Duration::from_millis(relative.min(absolute))
+    }
 }
 
 /// The body of a reply: the response envelope without correlation id.
@@ -236,6 +263,32 @@ mod tests {
             "v".repeat(32),
         ));
         assert!(long.len() <= 255 && long.starts_with("rpc|hashed|"));
+    }
+
+    #[test]
+    fn the_wall_clock_deadline_bounds_what_is_left() {
+        let message = |timeout_ms, deadline_unix_ms| CallMessage {
+            address: crate::Address::new("s", "p", "1"),
+            args: Value::Null,
+            identity: None,
+            internal: false,
+            caller: crate::Caller::Client {
+                transport: "http".into(),
+                connection_id: None,
+                ip: None,
+                server: String::new(),
+            },
+            trace_id: String::new(),
+            user_id: None,
+            metadata: Default::default(),
+            timeout_ms,
+            deadline_unix_ms,
+        };
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(message(500, None).remaining(10_000), ms(500));
+        assert_eq!(message(500, Some(10_200)).remaining(10_000), ms(200));
+        assert_eq!(message(500, Some(20_000)).remaining(10_000), ms(500));
+        assert!(message(500, Some(9_000)).remaining(10_000).is_zero());
     }
 
     #[test]
