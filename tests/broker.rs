@@ -555,6 +555,7 @@ async fn a_stopped_handler_server_never_runs_calls_whose_deadline_passed() {
     let (gateway, http) = gateway(&unique("gw-stopped")).await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rpc-test-handler"))
         .arg(rabbitmq_uri())
+        .arg("mark")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -612,6 +613,7 @@ async fn a_handler_server_killed_mid_call_leaves_504_by_the_deadline() {
     let (gateway, http) = gateway(&unique("gw-killed")).await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rpc-test-handler"))
         .arg(rabbitmq_uri())
+        .arg("hang")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

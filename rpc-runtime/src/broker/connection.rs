@@ -139,30 +139,10 @@ impl Broker {
         // Calls nobody serves, answered with 404 by whichever server reads
         // them; acknowledged, so that a server that stops or dies holding
         // some leaves them to the others.
+        let (unroutable_channel, unroutable) = self
+            .consume_shared(&connection, UNROUTABLE_QUEUE, UNROUTABLE_EXCHANGE, "")
+            .await?;
         let listener = Arc::new(open_channel(&connection).await?);
-        listener
-            .basic_qos(self.config.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(failed("set the prefetch"))?;
-        let shared = QueueDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        };
-        declare(
-            &listener,
-            UNROUTABLE_QUEUE,
-            shared,
-            "declare the unroutable queue",
-        )
-        .await?;
-        bind(&listener, UNROUTABLE_QUEUE, UNROUTABLE_EXCHANGE, "").await?;
-        let unroutable = consume(
-            &listener,
-            UNROUTABLE_QUEUE,
-            false,
-            "consume the unroutable queue",
-        )
-        .await?;
 
         // Announcements: a fanout exchange, read through a queue of our own.
         let own = QueueDeclareOptions {
@@ -184,40 +164,27 @@ impl Broker {
             .me
             .upgrade()
             .ok_or_else(|| Error::Broker("the server is stopping".into()))?;
-        let mut consumers = vec![(listener.clone(), unroutable.tag().to_string())];
+        let mut consumers = vec![(unroutable_channel.clone(), unroutable.tag().to_string())];
         let mut serving = vec![tokio::spawn(me.clone().answer_unroutable(
             unroutable,
-            listener.clone(),
+            unroutable_channel,
             link.clone(),
             lost.clone(),
         ))];
 
         // Handler side: one shared queue per hosted procedure.
-        if !self.hosted.is_empty() {
-            let channel = Arc::new(open_channel(&link.connection).await?);
-            channel
-                .basic_qos(self.config.prefetch, BasicQosOptions::default())
-                .await
-                .map_err(failed("set the prefetch"))?;
-            for spec in &self.hosted {
-                let queue = declare(
-                    &channel,
-                    &queue_name(&spec.address),
-                    shared,
-                    "declare a procedure queue",
-                )
+        for spec in &self.hosted {
+            let queue = queue_name(&spec.address);
+            let (channel, consumer) = self
+                .consume_shared(&link.connection, &queue, CALL_EXCHANGE, &queue)
                 .await?;
-                bind(&channel, &queue, CALL_EXCHANGE, &queue).await?;
-                let consumer =
-                    consume(&channel, &queue, false, "consume a procedure queue").await?;
-                consumers.push((channel.clone(), consumer.tag().to_string()));
-                serving.push(tokio::spawn(me.clone().serve_queue(
-                    consumer,
-                    channel.clone(),
-                    link.clone(),
-                    lost.clone(),
-                )));
-            }
+            consumers.push((channel.clone(), consumer.tag().to_string()));
+            serving.push(tokio::spawn(me.clone().serve_queue(
+                consumer,
+                channel,
+                link.clone(),
+                lost.clone(),
+            )));
         }
         tasks.push(tokio::spawn(me.clone().read_replies(replies, lost.clone())));
         tasks.push(tokio::spawn(me.clone().read_announcements(
@@ -240,6 +207,45 @@ impl Broker {
             tasks,
             lost,
         })
+    }
+
+    /// Consumes, on a channel of its own with the prefetch, from a queue
+    /// that every server serving it shares (declared and bound here). Such
+    /// a queue goes when its last consumer does (auto-delete), which can
+    /// happen between this server's declare and its consume: the broker
+    /// then closes the channel (NOT_FOUND), and this is done again on a new
+    /// channel, where the declare creates the queue anew.
+    async fn consume_shared(
+        &self,
+        connection: &Connection,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+    ) -> Result<(Arc<Channel>, lapin::Consumer), Error> {
+        const ATTEMPTS: usize = 3;
+        let shared = QueueDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        };
+        let mut attempt = 1;
+        loop {
+            let consumed = async {
+                let channel = Arc::new(open_channel(connection).await?);
+                channel
+                    .basic_qos(self.config.prefetch, BasicQosOptions::default())
+                    .await
+                    .map_err(failed("set the prefetch"))?;
+                declare(&channel, queue, shared, "declare a shared queue").await?;
+                bind(&channel, queue, exchange, key).await?;
+                let consumer = consume(&channel, queue, false, "consume a shared queue").await?;
+                Ok((channel, consumer))
+            }
+            .await;
+            match consumed {
+                Err(_) if attempt < ATTEMPTS => attempt += 1,
+                consumed => return consumed,
+            }
+        }
     }
 
     /// Forgets a lost connection: every call waiting for a reply fails now.

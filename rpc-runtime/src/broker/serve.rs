@@ -11,7 +11,6 @@ use lapin::{BasicProperties, Channel};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 use tokio::sync::Notify;
 
 impl Broker {
