@@ -207,7 +207,7 @@ pub mod middleware {
 #[cfg(feature = "server")]
 pub use auth::Authenticator;
 #[cfg(feature = "broker")]
-pub use broker::{BrokerState, RemoteServer};
+pub use broker::{BrokerState, BrokerTls, RemoteServer};
 #[cfg(feature = "client")]
 pub use client::{HttpClient, ServerMessages, WsClient, WsClientBuilder};
 #[cfg(feature = "server")]

@@ -95,6 +95,8 @@ pub fn rabbitmq_uri() -> String {
     uri
 }
 
+pub mod rabbit;
+
 /// A raw WebSocket client, for frames the typed client never sends.
 pub mod raw {
     use futures_util::{SinkExt, StreamExt};

@@ -60,6 +60,7 @@ impl Broker {
                         () = lost.notified() => {
                             tracing::warn!(server = %self.handle.name(), "lost the connection to the message broker");
                             self.drop_session(session);
+                            self.next_node();
                         }
                         () = stopped(&mut stop) => {
                             self.drain(session).await;
@@ -95,15 +96,7 @@ impl Broker {
     /// Connects and declares the topology: replies, announcements, and a
     /// queue per hosted procedure.
     async fn connect(&self) -> Result<Session, Error> {
-        let name = format!("rpc:{}:{}", self.handle.name(), self.handle.instance_id());
-        let properties = ConnectionProperties::default().with_connection_name(name.into());
-        let connection = Connection::connect(&self.config.uri, properties).await.map_err(|error| {
-            Error::Broker(format!(
-                "cannot connect to {}: {error}. Is RabbitMQ running? (`rabbitmq-server -detached` starts it)",
-                redact(&self.config.uri)
-            ))
-        })?;
-        let connection = Arc::new(connection);
+        let connection = Arc::new(self.open_connection().await?);
 
         // Calls go out on one channel that also takes their replies.
         let publisher = open_channel(&connection).await?;
@@ -207,6 +200,38 @@ impl Broker {
             tasks,
             lost,
         })
+    }
+
+    /// Connects to the first node that answers, from the one connected to
+    /// last (or, after losing it, the next one).
+    async fn open_connection(&self) -> Result<Connection, Error> {
+        let name = format!("rpc:{}:{}", self.handle.name(), self.handle.instance_id());
+        let uris = &self.config.uris;
+        let first = self.node.load(Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for offset in 0..uris.len() {
+            let index = (first + offset) % uris.len();
+            let uri = &uris[index];
+            let properties =
+                ConnectionProperties::default().with_connection_name(name.clone().into());
+            match connect_to(uri, properties, &self.config.tls).await {
+                Ok(connection) => {
+                    self.node.store(index, Ordering::Relaxed);
+                    return Ok(connection);
+                }
+                Err(error) => failures.push(format!("{}: {error}", redact(uri))),
+            }
+        }
+        Err(Error::Broker(format!(
+            "cannot connect to {}. Is RabbitMQ running? (`rabbitmq-server -detached` starts it)",
+            failures.join("; ")
+        )))
+    }
+
+    /// After a lost connection, the next reconnection starts with the next
+    /// node: the one lost is likely down.
+    fn next_node(&self) {
+        self.node.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Consumes, on a channel of its own with the prefetch, from a queue
@@ -325,6 +350,21 @@ async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Resu
         )
         .await
         .map_err(failed("bind a queue"))
+}
+
+/// One node: over TLS (rustls) for `amqps://` URIs.
+async fn connect_to(
+    uri: &str,
+    properties: ConnectionProperties,
+    tls: &super::BrokerTls,
+) -> Result<Connection, String> {
+    if uri.starts_with("amqps://") && cfg!(not(feature = "tls")) {
+        return Err("amqps:// needs the `tls` feature of rpc-runtime".into());
+    }
+    let runtime = lapin::runtime::default_runtime().map_err(|error| error.to_string())?;
+    Connection::connect_with_config(uri, properties, tls.lapin_config(), runtime)
+        .await
+        .map_err(|error| error.to_string())
 }
 
 async fn open_channel(connection: &Connection) -> Result<Channel, Error> {

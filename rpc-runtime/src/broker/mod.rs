@@ -49,7 +49,9 @@ use tokio::task::JoinHandle;
 /// The broker options.
 #[derive(Clone, Debug)]
 pub(crate) struct BrokerConfig {
-    pub(crate) uri: String,
+    /// The nodes, tried in turn: one URI, or those of a cluster's nodes.
+    pub(crate) uris: Vec<String>,
+    pub(crate) tls: BrokerTls,
     pub(crate) retry_at_start: bool,
     pub(crate) announce_interval: Duration,
     pub(crate) prefetch: u16,
@@ -58,14 +60,74 @@ pub(crate) struct BrokerConfig {
 }
 
 impl BrokerConfig {
-    pub(crate) fn new(uri: String) -> Self {
+    pub(crate) fn new(uris: Vec<String>) -> Self {
         BrokerConfig {
-            uri,
+            uris,
+            tls: BrokerTls::default(),
             retry_at_start: false,
             announce_interval: Duration::from_secs(5),
             prefetch: 64,
             forward_headers: Vec::new(),
         }
+    }
+}
+
+/// How to reach a broker over TLS (`amqps://` URIs), with rustls: the CA
+/// that signed the broker's certificate when the system's roots do not
+/// hold it, and a client certificate when the broker asks for one. Needs
+/// the `tls` feature.
+#[derive(Clone, Default)]
+pub struct BrokerTls {
+    ca_pem: Option<String>,
+    client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl BrokerTls {
+    /// The system's roots only, no client certificate.
+    pub fn new() -> Self {
+        BrokerTls::default()
+    }
+
+    /// Also trusts the certificates of this PEM text (a CA, or a chain).
+    #[must_use]
+    pub fn ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM, with its chain) and its
+    /// PKCS#8 private key (PEM).
+    #[must_use]
+    pub fn client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.client = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    fn lapin_config(&self) -> lapin::tcp::OwnedTLSConfig {
+        lapin::tcp::OwnedTLSConfig {
+            identity: self
+                .client
+                .as_ref()
+                .map(|(pem, key)| lapin::tcp::OwnedIdentity::PKCS8 {
+                    pem: pem.clone(),
+                    key: key.clone(),
+                }),
+            cert_chain: self.ca_pem.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for BrokerTls {
+    /// Never shows the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerTls")
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("client_certificate", &self.client.is_some())
+            .finish()
     }
 }
 
@@ -113,6 +175,8 @@ pub(crate) struct Broker {
     /// waits for both.
     idle: Notify,
     counters: Arc<crate::telemetry::Counters>,
+    /// The node (index into the URIs) connected to, or to try first.
+    node: AtomicUsize,
     me: Weak<Broker>,
 }
 
@@ -124,6 +188,7 @@ impl Broker {
             .map(|local| local.spec.clone())
             .collect();
         Arc::new_cyclic(|me| Broker {
+            node: AtomicUsize::new(0),
             config,
             pipeline: Arc::downgrade(pipeline),
             handle: pipeline.handle.clone(),
@@ -244,7 +309,8 @@ impl Forward for Broker {
         serde_json::json!({
             "state": self.state(),
             "blocked": self.current_link().is_some_and(|link| link.connection.status().blocked()),
-            "uri": redact(&self.config.uri),
+            "uri": redact(&self.config.uris[self.node.load(Ordering::Relaxed) % self.config.uris.len()]),
+            "nodes": self.config.uris.iter().map(|uri| redact(uri)).collect::<Vec<_>>(),
             "pendingReplies": self.pending().len(),
             "callsHeld": self.in_flight.load(Ordering::Relaxed),
             "servers": self.remote.servers(),

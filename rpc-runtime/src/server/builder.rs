@@ -300,8 +300,33 @@ impl ServerBuilder {
     /// host are forwarded there, and the procedures it hosts are served to
     /// other servers.
     #[cfg(feature = "broker")]
-    pub fn broker(mut self, uri: impl Into<String>) -> Self {
-        self.broker = Some(crate::broker::BrokerConfig::new(uri.into()));
+    pub fn broker(self, uri: impl Into<String>) -> Self {
+        self.broker_nodes([uri])
+    }
+
+    /// Connects to the first of these AMQP URIs that answers, the nodes of
+    /// a RabbitMQ cluster: when the connection to one is lost, the server
+    /// reconnects to the next, declares its queues again and goes on.
+    /// `amqps://` URIs need the `tls` feature (see
+    /// [`ServerBuilder::broker_tls`]).
+    #[cfg(feature = "broker")]
+    pub fn broker_nodes(mut self, uris: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let uris: Vec<String> = uris.into_iter().map(Into::into).collect();
+        let mut config = crate::broker::BrokerConfig::new(uris);
+        if let Some(previous) = self.broker.take() {
+            config.tls = previous.tls;
+        }
+        self.broker = Some(config);
+        self
+    }
+
+    /// The CA and client certificate for `amqps://` brokers (rustls; the
+    /// system's roots are trusted too). Give it after `broker`.
+    #[cfg(feature = "broker")]
+    pub fn broker_tls(mut self, tls: crate::BrokerTls) -> Self {
+        if let Some(broker) = &mut self.broker {
+            broker.tls = tls;
+        }
         self
     }
 
