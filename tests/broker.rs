@@ -644,13 +644,14 @@ async fn a_handler_server_killed_mid_call_leaves_504_by_the_deadline() {
         "{waited:?}"
     );
 
-    // Its queue went with its connection: calls are 404 at once, and the
-    // gateway forgets the procedure once the server has been silent.
+    // Its queue went with its connection: while the gateway still knows the
+    // procedure, calls are 503 at once (its servers are away); once the
+    // server has been silent long enough to be forgotten, 404.
     let started = Instant::now();
     let (status, body) = http
         .call(json!({"procedure": "hang", "scope": "killed", "args": {"ms": 1}}))
         .await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 503, "{body}");
     assert!(started.elapsed() < Duration::from_secs(1));
     eventually("the gateway to forget the killed server", || {
         !gateway
@@ -660,6 +661,10 @@ async fn a_handler_server_killed_mid_call_leaves_504_by_the_deadline() {
             && gateway.remote_servers().iter().all(|s| s.name != "doomed")
     })
     .await;
+    let (status, body) = http
+        .call(json!({"procedure": "hang", "scope": "killed", "args": {"ms": 1}}))
+        .await;
+    assert_eq!(status, 404, "{body}");
 }
 
 #[tokio::test]

@@ -36,6 +36,13 @@ impl Node {
     /// `port`, to be named in `config` as the listener); waits until it
     /// runs.
     pub fn start(prefix: &str, port: u16, cookie: &str, config: &str) -> Node {
+        let node = Node::spawn(prefix, port, cookie, config);
+        node.wait_running(Duration::from_secs(90));
+        node
+    }
+
+    /// Starts a node without waiting for it (see [`Node::wait_running`]).
+    pub fn spawn(prefix: &str, port: u16, cookie: &str, config: &str) -> Node {
         assert!(
             Path::new(SERVER).exists(),
             "{SERVER} is missing: install RabbitMQ (apt-get install -y rabbitmq-server), or run .ci/test"
@@ -73,7 +80,6 @@ impl Node {
             cookie: cookie.to_owned(),
             process,
         };
-        node.wait_running(Duration::from_secs(90));
         node
     }
 
@@ -87,7 +93,8 @@ impl Node {
             .expect("rabbitmqctl runs")
     }
 
-    fn wait_running(&self, limit: Duration) {
+    /// Waits until the node runs.
+    pub fn wait_running(&self, limit: Duration) {
         let started = Instant::now();
         loop {
             if self
@@ -108,10 +115,30 @@ impl Node {
         }
     }
 
+    /// Makes this node join the cluster of `other` (same cookie).
+    pub fn join(&self, other: &Node) {
+        for args in [
+            vec!["stop_app"],
+            vec!["join_cluster", other.name.as_str()],
+            vec!["start_app"],
+        ] {
+            let output = self.ctl(&args);
+            assert!(
+                output.status.success(),
+                "rabbitmqctl {args:?} on {}: {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
     /// Kills the node's Erlang VM, as a crash would.
     pub fn kill(&self) {
         if let Ok(pid) = std::fs::read_to_string(self.dir.join("pid")) {
-            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            let _ = Command::new("kill")
+                .args(["-9", pid.trim()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

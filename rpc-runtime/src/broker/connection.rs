@@ -6,7 +6,7 @@ use super::wire::{
     self, ANNOUNCE_EXCHANGE, Announcement, CALL_EXCHANGE, REPLY_TO, UNROUTABLE_EXCHANGE,
     UNROUTABLE_QUEUE, queue_name,
 };
-use super::{Broker, BrokerState, Link, Reply};
+use super::{Broker, BrokerState, Link, Replied, Reply};
 use crate::{Error, RpcError};
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
@@ -281,7 +281,7 @@ impl Broker {
         }
         let waiting: Vec<Reply> = self.pending().drain().map(|(_, reply)| reply).collect();
         for reply in waiting {
-            let _ = reply.send(Err(RpcError::new(
+            let _ = reply.send(Replied::error(RpcError::new(
                 503,
                 "the connection to the message broker was lost",
             )));

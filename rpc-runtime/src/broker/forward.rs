@@ -4,7 +4,7 @@
 use super::wire::{
     self, CALL_EXCHANGE, CONTENT_TYPE, CallMessage, REPLY_TO, ReplyMessage, queue_name,
 };
-use super::{Broker, Reply, queue};
+use super::{Broker, Replied, Reply, queue};
 use crate::pipeline::deadline_in;
 use crate::{Address, Call, RpcError};
 use futures_util::StreamExt;
@@ -88,12 +88,24 @@ impl Broker {
             return Err(RpcError::new(503, "the message broker is unreachable"));
         }
         let exchange = async {
-            answer.await.unwrap_or_else(|_| {
-                Err(RpcError::new(
+            let replied = answer.await.unwrap_or_else(|_| {
+                Replied::error(RpcError::new(
                     503,
                     "the connection to the message broker was lost",
                 ))
-            })
+            });
+            // A procedure servers announced, whose queue is gone: its
+            // servers are away for now (reconnecting after a broker node
+            // was lost, or restarting), which is not a 404.
+            if replied.unroutable && remote.is_some() {
+                return Err(RpcError::new(
+                    503,
+                    format!(
+                        "no handler server of {address} is connected to the broker right now; try again"
+                    ),
+                ));
+            }
+            replied.result
         };
         tokio::time::timeout_at(deadline.into(), exchange)
             .await
@@ -117,10 +129,17 @@ impl Broker {
             let Some(reply) = self.pending().remove(&id) else {
                 continue;
             };
-            let result = serde_json::from_slice::<ReplyMessage>(&delivery.data)
-                .map_err(|_| RpcError::new(502, "a handler server sent a malformed reply"))
-                .and_then(ReplyMessage::into_result);
-            let _ = reply.send(result);
+            let replied = match serde_json::from_slice::<ReplyMessage>(&delivery.data) {
+                Ok(message) => Replied {
+                    unroutable: message.unroutable,
+                    result: message.into_result(),
+                },
+                Err(_) => Replied::error(RpcError::new(
+                    502,
+                    "a handler server sent a malformed reply",
+                )),
+            };
+            let _ = reply.send(replied);
         }
         lost.notify_one();
     }

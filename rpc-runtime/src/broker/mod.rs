@@ -144,7 +144,23 @@ pub enum BrokerState {
     Stopped,
 }
 
-type Reply = oneshot::Sender<Result<Value, RpcError>>;
+type Reply = oneshot::Sender<Replied>;
+
+/// A forwarded call's answer, as its caller reads it.
+struct Replied {
+    result: Result<Value, RpcError>,
+    /// The answer to a call no queue took (no handler server serves it).
+    unroutable: bool,
+}
+
+impl Replied {
+    fn error(error: RpcError) -> Self {
+        Replied {
+            result: Err(error),
+            unroutable: false,
+        }
+    }
+}
 
 /// One live connection with the channel everything is published on; cheap
 /// to clone (a lapin `Channel` is a bundle of a dozen `Arc`s, so it is

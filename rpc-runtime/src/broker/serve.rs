@@ -8,7 +8,6 @@ use crate::{Address, Call, RpcError};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicPublishOptions};
 use lapin::{BasicProperties, Channel};
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::Notify;
@@ -120,7 +119,12 @@ impl Broker {
             ))),
         };
         if let (Some(reply_to), Some(correlation_id)) = (reply_to, correlation_id) {
-            publish_reply(link, reply_to, correlation_id, result);
+            publish_reply(
+                link,
+                reply_to,
+                correlation_id,
+                ReplyMessage::from_result(result),
+            );
         }
         ack();
     }
@@ -147,7 +151,9 @@ impl Broker {
                     Ok(message) => not_found(&message.address),
                     Err(_) => RpcError::not_found("no such procedure"),
                 };
-                publish_reply(&link, reply_to.clone(), correlation_id.clone(), Err(error));
+                let mut reply = ReplyMessage::from_result(Err(error));
+                reply.unroutable = true;
+                publish_reply(&link, reply_to.clone(), correlation_id.clone(), reply);
             }
             queue(channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()));
         }
@@ -162,9 +168,9 @@ fn publish_reply(
     link: &Link,
     reply_to: lapin::types::ShortString,
     correlation_id: lapin::types::ShortString,
-    result: Result<Value, RpcError>,
+    reply: ReplyMessage,
 ) {
-    let Ok(payload) = serde_json::to_vec(&ReplyMessage::from_result(result)) else {
+    let Ok(payload) = serde_json::to_vec(&reply) else {
         return;
     };
     let properties = BasicProperties::default()

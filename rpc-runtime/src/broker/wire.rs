@@ -188,6 +188,9 @@ pub(crate) struct ReplyMessage {
     pub(crate) message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) errors: Vec<crate::FieldError>,
+    /// Set on the 404 answering a call no queue took.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) unroutable: bool,
 }
 
 impl ReplyMessage {
@@ -198,12 +201,14 @@ impl ReplyMessage {
                 data,
                 message: None,
                 errors: Vec::new(),
+                unroutable: false,
             },
             Err(error) => ReplyMessage {
                 code: error.code(),
                 data: error.data().cloned().unwrap_or(Value::Null),
                 message: Some(error.message().to_owned()),
                 errors: error.errors().to_vec(),
+                unroutable: false,
             },
         }
     }
