@@ -73,14 +73,13 @@ impl Node {
             .stderr(out)
             .spawn()
             .expect("rabbitmq-server starts");
-        let node = Node {
+        Node {
             name,
             port,
             dir,
             cookie: cookie.to_owned(),
             process,
-        };
-        node
+        }
     }
 
     /// Runs `rabbitmqctl` against this node.
