@@ -969,7 +969,9 @@ async fn metrics_count_pushes_closes_and_the_broker() {
     assert_eq!(raw::recv(&mut socket).await["code"], 200);
     let handle = server.handle();
     assert_eq!(handle.send_to_user("ada", json!({"hello": 1})), 1);
-    assert!(!handle.send_to_connection("no-such-connection", json!(1)));
+    // On a broker, a push to a connection this server does not hold goes
+    // to the other gateways: handed over, not dropped.
+    assert!(handle.send_to_connection("no-such-connection", json!(1)));
     assert!(raw::recv(&mut socket).await.get("serverMessage").is_some());
     let text = metrics().await;
     assert_eq!(
@@ -984,10 +986,32 @@ async fn metrics_count_pushes_closes_and_the_broker() {
     );
     assert_eq!(
         sample(&text, "rpc_websocket_pushes_dropped_total"),
-        Some(1.0),
+        Some(0.0),
         "{text}"
     );
     assert_eq!(sample(&text, "rpc_broker_connected"), Some(1.0), "{text}");
+    // Without a broker, the same push has nowhere to go: dropped.
+    let alone = start(Server::builder().host(scope("pipe-none"))).await;
+    assert!(
+        !alone
+            .handle()
+            .send_to_connection("no-such-connection", json!(1))
+    );
+    let alone_http = Http::new(alone.http_addr().expect("http"));
+    let alone_text = alone_http
+        .client()
+        .get(format!("{}/metrics", alone_http.url()))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        sample(&alone_text, "rpc_websocket_pushes_dropped_total"),
+        Some(1.0),
+        "{alone_text}"
+    );
     assert_eq!(
         sample(&text, "rpc_broker_forwarded_in_flight"),
         Some(0.0),

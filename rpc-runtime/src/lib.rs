@@ -213,6 +213,8 @@ pub use client::{HttpClient, ServerMessages, WsClient, WsClientBuilder};
 #[cfg(feature = "server")]
 pub use events::{Event, EventKind};
 #[cfg(feature = "server")]
+pub use hub::mesh::{MeshEvent, MeshEventKind};
+#[cfg(feature = "server")]
 pub use hub::{ConnectionInfo, ServerHandle};
 #[cfg(feature = "server")]
 pub use server::{RunningServer, Server, ServerBuilder, stop_signal};

@@ -22,16 +22,26 @@ impl Broker {
                 continue;
             };
             match &announcement {
-                Announcement::Query { instance_id }
-                    if instance_id != self.handle.instance_id() && !self.hosted.is_empty() =>
+                Announcement::Query { instance_id } if instance_id != self.handle.instance_id() => {
+                    if !self.hosted.is_empty() {
+                        self.publish_announcement(&link, &self.announcement()).await;
+                    }
+                    if self.config.mesh_listen {
+                        self.publish_announcement(&link, &self.presence_report())
+                            .await;
+                    }
+                }
+                Announcement::Presence { instance_id, .. }
+                    if instance_id != self.handle.instance_id() =>
                 {
-                    self.publish_announcement(&link, &self.announcement()).await;
+                    self.hear_presence(&announcement);
                 }
                 Announcement::Announce { instance_id, .. }
                 | Announcement::Goodbye { instance_id }
                     if instance_id != self.handle.instance_id() =>
                 {
                     self.count(|counters| &counters.broker_announcements);
+                    self.hear_presence(&announcement);
                     self.remote.apply(announcement);
                 }
                 _ => {}
@@ -54,6 +64,16 @@ impl Broker {
         loop {
             every.tick().await;
             self.publish_announcement(&link, &self.announcement()).await;
+        }
+    }
+
+    /// Reports this server's connections every interval.
+    pub(super) async fn report_presence(self: Arc<Self>, link: Link) {
+        let mut every = tokio::time::interval(self.config.announce_interval);
+        loop {
+            every.tick().await;
+            self.publish_announcement(&link, &self.presence_report())
+                .await;
         }
     }
 

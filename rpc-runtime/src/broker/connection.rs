@@ -117,6 +117,11 @@ impl Broker {
                 ExchangeKind::Fanout,
                 FieldTable::default(),
             ),
+            (
+                super::mesh::PUSH_EXCHANGE,
+                ExchangeKind::Direct,
+                FieldTable::default(),
+            ),
         ] {
             publisher
                 .exchange_declare(
@@ -133,7 +138,11 @@ impl Broker {
         // them; acknowledged, so that a server that stops or dies holding
         // some leaves them to the others.
         let (unroutable_channel, unroutable) = self
-            .consume_shared(&connection, UNROUTABLE_QUEUE, UNROUTABLE_EXCHANGE, "")
+            .consume_shared(
+                &connection,
+                UNROUTABLE_QUEUE,
+                Some((UNROUTABLE_EXCHANGE, "")),
+            )
             .await?;
         let listener = Arc::new(open_channel(&connection).await?);
 
@@ -169,13 +178,30 @@ impl Broker {
         for spec in &self.hosted {
             let queue = queue_name(&spec.address);
             let (channel, consumer) = self
-                .consume_shared(&link.connection, &queue, CALL_EXCHANGE, &queue)
+                .consume_shared(&link.connection, &queue, Some((CALL_EXCHANGE, &queue)))
                 .await?;
             consumers.push((channel.clone(), consumer.tag().to_string()));
             serving.push(tokio::spawn(me.clone().serve_queue(
                 consumer,
                 channel,
                 link.clone(),
+                lost.clone(),
+            )));
+        }
+        // The mesh: this server's push queue, and the connection events
+        // its hooks take.
+        if self.config.mesh_listen {
+            tasks.extend(self.listen_for_orders(&link, &lost).await?);
+            tasks.push(tokio::spawn(me.clone().report_presence(link.clone())));
+        }
+        if !self.config.mesh_hooks.is_empty() {
+            let (channel, events) = self
+                .consume_shared(&link.connection, super::mesh::EVENTS_QUEUE, None)
+                .await?;
+            consumers.push((channel.clone(), events.tag().to_string()));
+            serving.push(tokio::spawn(me.clone().read_events(
+                events,
+                channel,
                 lost.clone(),
             )));
         }
@@ -244,8 +270,7 @@ impl Broker {
         &self,
         connection: &Connection,
         queue: &str,
-        exchange: &str,
-        key: &str,
+        binding: Option<(&str, &str)>,
     ) -> Result<(Arc<Channel>, lapin::Consumer), Error> {
         const ATTEMPTS: usize = 3;
         let shared = QueueDeclareOptions {
@@ -261,7 +286,9 @@ impl Broker {
                     .await
                     .map_err(failed("set the prefetch"))?;
                 declare(&channel, queue, shared, "declare a shared queue").await?;
-                bind(&channel, queue, exchange, key).await?;
+                if let Some((exchange, key)) = binding {
+                    bind(&channel, queue, exchange, key).await?;
+                }
                 let consumer = consume(&channel, queue, false, "consume a shared queue").await?;
                 Ok((channel, consumer))
             }
@@ -276,6 +303,7 @@ impl Broker {
     /// Forgets a lost connection: every call waiting for a reply fails now.
     fn drop_session(&self, session: Session) {
         *self.link_slot() = None;
+        *self.push_slot() = None;
         for task in session.serving.into_iter().chain(session.tasks) {
             task.abort();
         }
@@ -339,7 +367,12 @@ fn failed(what: &'static str) -> impl Fn(lapin::Error) -> Error {
     move |error| Error::Broker(format!("cannot {what}: {error}"))
 }
 
-async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), Error> {
+pub(super) async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+) -> Result<(), Error> {
     channel
         .queue_bind(
             queue.into(),
@@ -367,7 +400,7 @@ async fn connect_to(
         .map_err(|error| error.to_string())
 }
 
-async fn open_channel(connection: &Connection) -> Result<Channel, Error> {
+pub(super) async fn open_channel(connection: &Connection) -> Result<Channel, Error> {
     connection
         .create_channel()
         .await
@@ -375,7 +408,7 @@ async fn open_channel(connection: &Connection) -> Result<Channel, Error> {
 }
 
 /// Declares a queue (an empty name lets the broker name it); returns its name.
-async fn declare(
+pub(super) async fn declare(
     channel: &Channel,
     name: &str,
     options: QueueDeclareOptions,
@@ -388,7 +421,7 @@ async fn declare(
     Ok(queue.name().to_string())
 }
 
-async fn consume(
+pub(super) async fn consume(
     channel: &Channel,
     queue: &str,
     no_ack: bool,

@@ -26,6 +26,7 @@
 mod announce;
 mod connection;
 mod forward;
+mod mesh;
 mod remote;
 mod serve;
 mod wire;
@@ -47,7 +48,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// The broker options.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct BrokerConfig {
     /// The nodes, tried in turn: one URI, or those of a cluster's nodes.
     pub(crate) uris: Vec<String>,
@@ -57,6 +58,11 @@ pub(crate) struct BrokerConfig {
     pub(crate) prefetch: u16,
     /// The request headers forwarded calls carry to handler servers.
     pub(crate) forward_headers: Vec<http::HeaderName>,
+    /// Whether this server takes pushes for WebSocket connections from
+    /// the mesh (it takes WebSocket connections) and reports presence.
+    pub(crate) mesh_listen: bool,
+    /// Hooks on the connection events gateways forward.
+    pub(crate) mesh_hooks: Vec<mesh::MeshHook>,
 }
 
 impl BrokerConfig {
@@ -68,6 +74,8 @@ impl BrokerConfig {
             announce_interval: Duration::from_secs(5),
             prefetch: 64,
             forward_headers: Vec::new(),
+            mesh_listen: true,
+            mesh_hooks: Vec::new(),
         }
     }
 }
@@ -193,6 +201,10 @@ pub(crate) struct Broker {
     counters: Arc<crate::telemetry::Counters>,
     /// The node (index into the URIs) connected to, or to try first.
     node: AtomicUsize,
+    /// This server's push queue, while connected.
+    push: Mutex<Option<mesh::PushQueue>>,
+    /// What the other gateways last reported of their connections.
+    presence: Mutex<mesh::Presence>,
     me: Weak<Broker>,
 }
 
@@ -205,6 +217,8 @@ impl Broker {
             .collect();
         Arc::new_cyclic(|me| Broker {
             node: AtomicUsize::new(0),
+            push: Mutex::new(None),
+            presence: Mutex::new(mesh::Presence::default()),
             config,
             pipeline: Arc::downgrade(pipeline),
             handle: pipeline.handle.clone(),
@@ -267,6 +281,18 @@ impl Broker {
         counter: impl FnOnce(&crate::telemetry::Counters) -> &std::sync::atomic::AtomicU64,
     ) {
         counter(&self.counters).fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn push_slot(&self) -> MutexGuard<'_, Option<mesh::PushQueue>> {
+        self.push
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn presence(&self) -> MutexGuard<'_, mesh::Presence> {
+        self.presence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<u64, Reply>> {

@@ -172,7 +172,7 @@ impl State {
                 self.instances.remove(&instance_id);
                 self.prune();
             }
-            Announcement::Query { .. } => {}
+            Announcement::Query { .. } | Announcement::Presence { .. } => {}
         }
     }
 

@@ -250,6 +250,16 @@ pub(crate) enum Announcement {
     /// A server that just connected asks everyone to announce.
     #[serde(rename_all = "camelCase")]
     Query { instance_id: String },
+    /// A server that takes WebSocket connections reports them: in all, and
+    /// per user. Sent every interval.
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        instance_id: String,
+        server: String,
+        interval_ms: u64,
+        connections: usize,
+        users: std::collections::HashMap<String, usize>,
+    },
 }
 
 #[cfg(test)]

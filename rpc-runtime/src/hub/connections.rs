@@ -179,19 +179,19 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn insert(&self, connection: Arc<Connection>) {
+    /// Adds a connection; returns the routing keys to listen to from now
+    /// on (its own, and its user's if it is the user's first here).
+    pub(crate) fn insert(&self, connection: Arc<Connection>) -> Vec<(String, bool)> {
         let mut index = self.index();
+        let mut keys = vec![(super::mesh::connection_key(&connection.id), true)];
         if let Some(user) = connection.user_id() {
-            index
-                .by_user
-                .entry(user)
-                .or_default()
-                .insert(connection.id.clone());
+            keys.extend(link(&mut index, &user, &connection.id));
         }
         if index.going_away {
             connection.request_close_after_calls(close_code::GOING_AWAY);
         }
         index.by_id.insert(connection.id.clone(), connection);
+        keys
     }
 
     /// Closes every connection, and every one inserted from now on, once
@@ -204,15 +204,19 @@ impl Hub {
         }
     }
 
-    pub(crate) fn remove(&self, connection: &Connection) {
+    /// Takes a connection off; returns the routing keys to stop listening
+    /// to.
+    pub(crate) fn remove(&self, connection: &Connection) -> Vec<(String, bool)> {
         let mut index = self.index();
+        let mut keys = vec![(super::mesh::connection_key(&connection.id), false)];
         index.by_id.remove(&connection.id);
         if let Some(user) = connection.user_id() {
-            unlink(&mut index, &user, &connection.id);
+            keys.extend(unlink(&mut index, &user, &connection.id));
         }
         if index.by_id.is_empty() {
             self.emptied.notify_waiters();
         }
+        keys
     }
 
     /// Resolves once no connection is left.
@@ -226,29 +230,52 @@ impl Hub {
         }
     }
 
-    /// Replaces a connection's identity and user, keeping the user index.
+    /// Replaces a connection's identity and user, keeping the user index;
+    /// returns the routing keys that change.
     pub(crate) fn set_identity(
         &self,
         connection: &Connection,
         identity: Identity,
         user_id: Option<String>,
-    ) {
+    ) -> Vec<(String, bool)> {
         let mut index = self.index();
         let mut state = connection.state();
+        let mut keys = Vec::new();
         if state.user_id != user_id {
             if let Some(old) = &state.user_id {
-                unlink(&mut index, old, &connection.id);
+                keys.extend(unlink(&mut index, old, &connection.id));
             }
             if let Some(new) = &user_id {
-                index
-                    .by_user
-                    .entry(new.clone())
-                    .or_default()
-                    .insert(connection.id.clone());
+                keys.extend(link(&mut index, new, &connection.id));
             }
         }
         state.identity = Some(identity);
         state.user_id = user_id;
+        keys
+    }
+
+    #[cfg_attr(not(feature = "broker"), allow(dead_code, reason = "the broker's"))]
+    /// The routing keys this server listens to: every connection's, and
+    /// every user's with a connection here (to bind again after a
+    /// reconnection).
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let index = self.index();
+        index
+            .by_id
+            .keys()
+            .map(|id| super::mesh::connection_key(id))
+            .chain(index.by_user.keys().map(|user| super::mesh::user_key(user)))
+            .collect()
+    }
+
+    #[cfg_attr(not(feature = "broker"), allow(dead_code, reason = "the broker's"))]
+    /// Connections per user, for presence reports.
+    pub(crate) fn users(&self) -> HashMap<String, usize> {
+        self.index()
+            .by_user
+            .iter()
+            .map(|(user, ids)| (user.clone(), ids.len()))
+            .collect()
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Connection>> {
@@ -278,13 +305,23 @@ impl Hub {
     }
 }
 
-fn unlink(index: &mut Index, user: &str, id: &str) {
-    if let Some(ids) = index.by_user.get_mut(user) {
-        ids.remove(id);
-        if ids.is_empty() {
-            index.by_user.remove(user);
-        }
+/// Adds a connection to its user's; the user's key when it is the first.
+fn link(index: &mut Index, user: &str, id: &str) -> Option<(String, bool)> {
+    let ids = index.by_user.entry(user.to_owned()).or_default();
+    ids.insert(id.to_owned());
+    (ids.len() == 1).then(|| (super::mesh::user_key(user), true))
+}
+
+/// Takes a connection from its user's; the user's key when it was the
+/// last.
+fn unlink(index: &mut Index, user: &str, id: &str) -> Option<(String, bool)> {
+    let ids = index.by_user.get_mut(user)?;
+    ids.remove(id);
+    if ids.is_empty() {
+        index.by_user.remove(user);
+        return Some((super::mesh::user_key(user), false));
     }
+    None
 }
 
 /// A hook on a connection event.

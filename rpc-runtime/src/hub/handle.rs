@@ -1,7 +1,8 @@
 //! A cheap, cloneable handle on a running server, for handlers (through
 //! `Context::server`) and for code outside the server.
 
-use crate::hub::connections::{ConnectionInfo, Hub, close_code};
+use crate::hub::connections::{Connection, ConnectionInfo, Hub, close_code};
+use crate::hub::mesh::{Action, Mesh, MeshEvent, Order, Target};
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ struct Inner {
     hub: Hub,
     http_addr: std::sync::OnceLock<std::net::SocketAddr>,
     routes: std::sync::OnceLock<std::sync::Weak<dyn super::Routes>>,
+    mesh: std::sync::OnceLock<std::sync::Weak<dyn Mesh>>,
     name: String,
     instance_id: String,
     started: Instant,
@@ -40,6 +42,7 @@ impl ServerHandle {
                 hub: Hub::default(),
                 http_addr: std::sync::OnceLock::new(),
                 routes: std::sync::OnceLock::new(),
+                mesh: std::sync::OnceLock::new(),
                 name,
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 started: Instant::now(),
@@ -69,12 +72,91 @@ impl ServerHandle {
         self.inner.started_at
     }
 
+    #[cfg_attr(not(feature = "broker"), allow(dead_code, reason = "the broker's"))]
     pub(crate) fn hub(&self) -> &Hub {
         &self.inner.hub
     }
 
     pub(crate) fn attach(&self, routes: std::sync::Weak<dyn super::Routes>) {
         let _ = self.inner.routes.set(routes);
+    }
+
+    /// Pushes and closes reach the other servers' connections from now on.
+    #[cfg_attr(not(feature = "broker"), allow(dead_code, reason = "the broker's"))]
+    pub(crate) fn attach_mesh(&self, mesh: std::sync::Weak<dyn Mesh>) {
+        let _ = self.inner.mesh.set(mesh);
+    }
+
+    fn mesh(&self) -> Option<Arc<dyn Mesh>> {
+        self.inner.mesh.get().and_then(std::sync::Weak::upgrade)
+    }
+
+    fn publish(&self, target: Target, action: Action) {
+        if let Some(mesh) = self.mesh() {
+            mesh.publish(Order {
+                origin: self.inner.instance_id.clone(),
+                target,
+                action,
+            });
+        }
+    }
+
+    fn listen(&self, keys: Vec<(String, bool)>) {
+        if let Some(mesh) = self.mesh() {
+            for (key, on) in keys {
+                mesh.listen(key, on);
+            }
+        }
+    }
+
+    /// Lists a connection (a transport's, while it is open).
+    pub(crate) fn add_connection(&self, connection: Arc<Connection>) {
+        let keys = self.inner.hub.insert(connection);
+        self.listen(keys);
+    }
+
+    pub(crate) fn remove_connection(&self, connection: &Connection) {
+        let keys = self.inner.hub.remove(connection);
+        self.listen(keys);
+    }
+
+    pub(crate) fn set_identity(
+        &self,
+        connection: &Connection,
+        identity: crate::Identity,
+        user_id: Option<String>,
+    ) {
+        let keys = self.inner.hub.set_identity(connection, identity, user_id);
+        self.listen(keys);
+    }
+
+    /// Forwards a connection event to the handler servers that take them.
+    pub(crate) fn forward_event(&self, event: MeshEvent) {
+        if let Some(mesh) = self.mesh() {
+            mesh.forward_event(event);
+        }
+    }
+
+    /// Carries out an order another server published, on this server's
+    /// connections only.
+    #[cfg_attr(not(feature = "broker"), allow(dead_code, reason = "the broker's"))]
+    pub(crate) fn obey(&self, order: Order) {
+        if order.origin == self.inner.instance_id {
+            return;
+        }
+        let connections = match &order.target {
+            Target::Connection(id) => self.inner.hub.get(id).into_iter().collect(),
+            Target::User(user) => self.inner.hub.of_users([user.as_str()]),
+            Target::All => self.inner.hub.all(),
+        };
+        match order.action {
+            Action::Send(frame) => {
+                let frame = Utf8Bytes::from(frame);
+                let sent = connections.iter().filter(|c| c.push(frame.clone())).count();
+                self.count_pushes(sent, connections.len() - sent);
+            }
+            Action::Close(code) => connections.iter().for_each(|c| c.request_close(code)),
+        }
     }
 
     fn routes(&self) -> Option<std::sync::Arc<dyn super::Routes>> {
@@ -122,15 +204,34 @@ impl ServerHandle {
         self.routes().map(|routes| routes.openrpc(request))
     }
 
-    /// Pushes `{"serverMessage": message}` to one connection; false if it
-    /// is gone (or too far behind in reading, in which case it is closed).
+    /// Pushes `{"serverMessage": message}` to one connection, on this
+    /// server or (with a broker) on any gateway. True if it was queued on
+    /// this server's connection, or handed to the broker for the others;
+    /// false if neither (no such connection here and no broker, or a
+    /// connection here too far behind in reading, which is then closed).
+    /// Through the broker, delivery is at most once, and not confirmed.
     pub fn send_to_connection(&self, connection_id: &str, message: impl Serialize) -> bool {
-        let sent = match (self.inner.hub.get(connection_id), push_frame(&message)) {
-            (Some(connection), Some(frame)) => connection.push(frame),
-            _ => false,
+        let Some(frame) = push_frame(&message) else {
+            return false;
         };
-        self.count_pushes(usize::from(sent), usize::from(!sent));
-        sent
+        if let Some(connection) = self.inner.hub.get(connection_id) {
+            let sent = connection.push(frame);
+            self.count_pushes(usize::from(sent), usize::from(!sent));
+            return sent;
+        }
+        match self.mesh() {
+            Some(_) => {
+                self.publish(
+                    Target::Connection(connection_id.to_owned()),
+                    Action::Send(frame.as_str().to_owned()),
+                );
+                true
+            }
+            None => {
+                self.count_pushes(0, 1);
+                false
+            }
+        }
     }
 
     fn count_pushes(&self, sent: usize, dropped: usize) {
@@ -144,13 +245,17 @@ impl ServerHandle {
             .fetch_add(dropped as u64, Ordering::Relaxed);
     }
 
-    /// Pushes a server message to every connection of a user; returns how
-    /// many it was queued on.
+    /// Pushes a server message to every connection of a user, on every
+    /// gateway; returns how many of this server's connections it was
+    /// queued on (those of other gateways are reached through the broker,
+    /// at most once, and not counted).
     pub fn send_to_user(&self, user_id: &str, message: impl Serialize) -> usize {
         self.send_to_users([user_id], message)
     }
 
-    /// Pushes a server message to every connection of these users.
+    /// Pushes a server message to every connection of these users, on
+    /// every gateway; returns how many of this server's connections it was
+    /// queued on.
     pub fn send_to_users<'a>(
         &self,
         user_ids: impl IntoIterator<Item = &'a str>,
@@ -159,13 +264,23 @@ impl ServerHandle {
         let Some(frame) = push_frame(&message) else {
             return 0;
         };
-        let connections = self.inner.hub.of_users(user_ids);
+        let user_ids: Vec<&str> = user_ids.into_iter().collect();
+        let connections = self.inner.hub.of_users(user_ids.iter().copied());
         let sent = connections.iter().filter(|c| c.push(frame.clone())).count();
         self.count_pushes(sent, connections.len() - sent);
+        if self.mesh().is_some() {
+            for user in user_ids {
+                self.publish(
+                    Target::User(user.to_owned()),
+                    Action::Send(frame.as_str().to_owned()),
+                );
+            }
+        }
         sent
     }
 
-    /// Pushes a server message to every connection.
+    /// Pushes a server message to every connection, on every gateway;
+    /// returns how many of this server's connections it was queued on.
     pub fn broadcast(&self, message: impl Serialize) -> usize {
         let Some(frame) = push_frame(&message) else {
             return 0;
@@ -173,34 +288,69 @@ impl ServerHandle {
         let connections = self.inner.hub.all();
         let sent = connections.iter().filter(|c| c.push(frame.clone())).count();
         self.count_pushes(sent, connections.len() - sent);
+        self.publish(Target::All, Action::Send(frame.as_str().to_owned()));
         sent
     }
 
-    /// Closes one connection (close code 1000); false if it is gone.
+    /// Closes one connection (close code 1000), here or on another
+    /// gateway; true if it was here or handed to the broker.
     pub fn close_connection(&self, connection_id: &str) -> bool {
-        self.inner
-            .hub
-            .get(connection_id)
-            .map(|c| c.request_close(close_code::NORMAL))
-            .is_some()
+        if let Some(connection) = self.inner.hub.get(connection_id) {
+            connection.request_close(close_code::NORMAL);
+            return true;
+        }
+        let published = self.mesh().is_some();
+        self.publish(
+            Target::Connection(connection_id.to_owned()),
+            Action::Close(close_code::NORMAL),
+        );
+        published
     }
 
-    /// Closes every connection of a user; returns how many.
+    /// Closes every connection of a user, on every gateway; returns how
+    /// many were this server's.
     pub fn close_user(&self, user_id: &str) -> usize {
         let connections = self.inner.hub.of_users([user_id]);
         connections
             .iter()
             .for_each(|c| c.request_close(close_code::NORMAL));
+        self.publish(
+            Target::User(user_id.to_owned()),
+            Action::Close(close_code::NORMAL),
+        );
         connections.len()
     }
 
-    /// Closes every connection; returns how many.
+    /// Closes this server's connections (close code 1001); returns how
+    /// many. Other gateways' connections are theirs to close.
     pub fn close_all(&self) -> usize {
         let connections = self.inner.hub.all();
         connections
             .iter()
             .for_each(|c| c.request_close(close_code::GOING_AWAY));
         connections.len()
+    }
+
+    /// Whether a user has a connection on this server or, as the other
+    /// gateways last reported, on any of them.
+    pub fn is_user_connected(&self, user_id: &str) -> bool {
+        self.user_connection_count(user_id) > 0
+    }
+
+    /// A user's connections on this server (exact) and on the other
+    /// gateways (as of their last presence report: at most one announce
+    /// interval old).
+    pub fn user_connection_count(&self, user_id: &str) -> usize {
+        let here = self.inner.hub.of_users([user_id]).len();
+        here + self
+            .mesh()
+            .map_or(0, |mesh| mesh.remote_connections(Some(user_id)))
+    }
+
+    /// The connections of the whole mesh: this server's and the other
+    /// gateways' (as of their last presence reports).
+    pub fn mesh_connection_count(&self) -> usize {
+        self.inner.hub.len() + self.mesh().map_or(0, |mesh| mesh.remote_connections(None))
     }
 
     /// At shutdown: closes every connection, and any that opens from now

@@ -4,6 +4,7 @@
 
 pub(crate) mod connections;
 mod handle;
+pub(crate) mod mesh;
 
 pub use connections::ConnectionInfo;
 pub use handle::ServerHandle;

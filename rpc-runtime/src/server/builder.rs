@@ -320,6 +320,42 @@ impl ServerBuilder {
         self
     }
 
+    /// Forwards the client messages of this gateway's WebSocket
+    /// connections through the broker, to the servers with
+    /// [`ServerBuilder::on_mesh_event`] hooks (each message to one of
+    /// them). Local `on_client_message` hooks still run. Default: off.
+    #[cfg(feature = "broker")]
+    pub fn mesh_client_messages(mut self, forward: bool) -> Self {
+        self.ws_config.mesh_messages = forward;
+        self
+    }
+
+    /// Also forwards connects, identity changes and disconnects of this
+    /// gateway's connections, as [`ServerBuilder::mesh_client_messages`]
+    /// does client messages. Default: off.
+    #[cfg(feature = "broker")]
+    pub fn mesh_connection_events(mut self, forward: bool) -> Self {
+        self.ws_config.mesh_events = forward;
+        self
+    }
+
+    /// A hook on the connection events gateways forward (see
+    /// [`ServerBuilder::mesh_client_messages`]): with the connection id,
+    /// user id, identity, client IP and gateway name, and the server's
+    /// handle, which can answer with a push to that connection
+    /// (`send_to_connection`, which reaches it on its gateway). Give it
+    /// after `broker`.
+    #[cfg(feature = "broker")]
+    pub fn on_mesh_event(
+        mut self,
+        hook: impl Fn(&crate::MeshEvent, &crate::ServerHandle) + Send + Sync + 'static,
+    ) -> Self {
+        if let Some(broker) = &mut self.broker {
+            broker.mesh_hooks.push(Arc::new(hook));
+        }
+        self
+    }
+
     /// The CA and client certificate for `amqps://` brokers (rustls; the
     /// system's roots are trusted too). Give it after `broker`.
     #[cfg(feature = "broker")]
@@ -528,9 +564,12 @@ impl ServerBuilder {
             ));
         }
         #[cfg(feature = "broker")]
-        let broker = self.broker.map(|config| {
+        let broker = self.broker.map(|mut config| {
+            config.mesh_listen = self.ws_config.enabled;
             let broker = crate::broker::Broker::new(config, &pipeline);
             let _ = pipeline.forward.set(broker.clone());
+            let mesh: std::sync::Weak<dyn crate::hub::mesh::Mesh> = Arc::downgrade(&broker) as _;
+            pipeline.handle.attach_mesh(mesh);
             broker
         });
         Ok(Server {

@@ -287,6 +287,9 @@ pub(crate) struct Counters {
     pub(crate) broker_reconnects: AtomicU64,
     /// Announcements of other servers heard.
     pub(crate) broker_announcements: AtomicU64,
+    /// Pushes and closes of other servers this server received from the
+    /// broker (one per AMQP message).
+    pub(crate) mesh_orders: AtomicU64,
     /// Pushes queued on WebSocket connections.
     pub(crate) pushes_sent: AtomicU64,
     /// Pushes not delivered: the connection was gone or too far behind.
@@ -456,6 +459,7 @@ impl Telemetry {
             "rpc_broker_announcements_total",
             &counters.broker_announcements,
         );
+        counter("rpc_mesh_orders_received_total", &counters.mesh_orders);
         counter("rpc_websocket_pushes_total", &counters.pushes_sent);
         counter(
             "rpc_websocket_pushes_dropped_total",

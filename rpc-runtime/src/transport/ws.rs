@@ -11,6 +11,7 @@ use super::{Gateway, client_call_shared, client_ip};
 use crate::envelope::{self, Frame, Malformed};
 use crate::events::run_hook;
 use crate::hub::connections::{Connection, ConnectionHook, close_code};
+use crate::hub::mesh::{MeshEvent, MeshEventKind};
 use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
 use crate::{Identity, Metadata, RpcError, ServerHandle};
@@ -40,6 +41,10 @@ pub(crate) struct WsConfig {
     pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) require_token: bool,
     pub(crate) hooks: crate::hub::connections::ConnectionHooks,
+    /// Client messages go to the mesh too.
+    pub(crate) mesh_messages: bool,
+    /// Connects, identity changes and disconnects go to the mesh too.
+    pub(crate) mesh_events: bool,
 }
 
 impl Default for WsConfig {
@@ -55,6 +60,8 @@ impl Default for WsConfig {
             allowed_origins: None,
             require_token: false,
             hooks: Default::default(),
+            mesh_messages: false,
+            mesh_events: false,
         }
     }
 }
@@ -209,14 +216,14 @@ struct Listed {
 
 impl Listed {
     fn new(handle: ServerHandle, connection: Arc<Connection>) -> Self {
-        handle.hub().insert(connection.clone());
+        handle.add_connection(connection.clone());
         Listed { handle, connection }
     }
 }
 
 impl Drop for Listed {
     fn drop(&mut self) {
-        self.handle.hub().remove(&self.connection);
+        self.handle.remove_connection(&self.connection);
     }
 }
 
@@ -243,6 +250,7 @@ impl Session {
             self.connection.clone(),
         );
         self.emit(&self.gateway.ws.hooks.connect);
+        self.to_mesh(MeshEventKind::Connect, None);
         let ping_every = self.gateway.ws.ping_interval;
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
@@ -322,6 +330,7 @@ impl Session {
         }
         drop(listed);
         self.emit(&self.gateway.ws.hooks.disconnect);
+        self.to_mesh(MeshEventKind::Disconnect, None);
     }
 
     /// Handles the frames that already arrived (a client with calls in
@@ -616,6 +625,28 @@ impl Session {
                 run_hook("client message", || hook(&info, &message));
             }
         }
+        if self.gateway.ws.mesh_messages {
+            self.to_mesh(MeshEventKind::Message, Some(message));
+        }
+    }
+
+    /// Forwards a connection event through the broker, when the gateway
+    /// does (client messages with `mesh_client_messages`, the others with
+    /// `mesh_connection_events`).
+    fn to_mesh(&self, kind: MeshEventKind, message: Option<Value>) {
+        if kind != MeshEventKind::Message && !self.gateway.ws.mesh_events {
+            return;
+        }
+        let info = self.connection.info();
+        self.gateway.pipeline.handle.forward_event(MeshEvent {
+            kind,
+            connection_id: info.id,
+            user_id: info.user_id,
+            identity: info.identity,
+            ip: info.ip,
+            gateway: self.gateway.pipeline.name.clone(),
+            message,
+        });
     }
 
     /// Applies the identity rules of the protocol: a held authorization may
@@ -640,10 +671,10 @@ impl Session {
         self.gateway
             .pipeline
             .handle
-            .hub()
             .set_identity(&self.connection, identity, user_id);
         if changed {
             self.emit(&self.gateway.ws.hooks.identity);
+            self.to_mesh(MeshEventKind::Identity, None);
         }
         Ok(())
     }
