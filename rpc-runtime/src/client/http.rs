@@ -15,13 +15,24 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// A client of the server at `url`, e.g. `http://127.0.0.1:9876`.
+    /// A client of the server at `url`, e.g. `http://127.0.0.1:9876`, or
+    /// `https://...` with the `tls` feature (the system's roots are
+    /// trusted; see [`HttpClient::with_root_certificate_pem`]).
     pub fn new(url: impl Into<String>) -> Self {
         HttpClient {
-            http: reqwest::Client::new(),
+            http: client(None),
             url: url.into(),
             identity: None,
         }
+    }
+
+    /// Also trusts the certificates of this PEM text (a private CA) for
+    /// `https://` (feature `tls`).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_root_certificate_pem(mut self, pem: &str) -> Self {
+        self.http = client(Some(pem));
+        self
     }
 
     /// Sends this identity with every call.
@@ -72,4 +83,20 @@ impl HttpClient {
             .map_err(|error| RpcError::new(503, format!("the response was cut off: {error}")))?;
         decode_response(&bytes)
     }
+}
+
+/// The HTTP client: over rustls with the `tls` feature (a configuration
+/// that fails, such as an unreadable CA, leaves only plain HTTP).
+fn client(extra_pem: Option<&str>) -> reqwest::Client {
+    #[cfg(feature = "tls")]
+    if let Ok(config) = super::tls::client_config(extra_pem) {
+        let built = reqwest::Client::builder()
+            .tls_backend_preconfigured(rustls::ClientConfig::clone(&config))
+            .build();
+        if let Ok(client) = built {
+            return client;
+        }
+    }
+    let _ = extra_pem;
+    reqwest::Client::new()
 }

@@ -5,6 +5,8 @@
 //! the client's own deadline passes).
 
 mod http;
+#[cfg(feature = "tls")]
+mod tls;
 mod ws;
 
 pub use http::HttpClient;

@@ -44,9 +44,19 @@ pub struct WsClientBuilder {
     timeout: Duration,
     min_backoff: Duration,
     max_backoff: Duration,
+    /// Certificates trusted beside the system's, for `wss://`.
+    root_pem: Option<String>,
 }
 
 impl WsClientBuilder {
+    /// Also trusts the certificates of this PEM text (a private CA) for
+    /// `wss://` (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn root_certificate_pem(mut self, pem: impl Into<String>) -> Self {
+        self.root_pem = Some(pem.into());
+        self
+    }
+
     /// Sets this identity once connected, and again after every reconnect.
     pub fn identity(mut self, identity: Identity) -> Self {
         self.identity = Some(identity);
@@ -77,7 +87,7 @@ impl WsClientBuilder {
     /// Connects (and sets the identity, if any); fails if the first
     /// attempt fails. Later losses of the connection are reconnected.
     pub async fn connect(self) -> Result<WsClient, RpcError> {
-        let socket = open(&self.url, self.token.as_deref()).await?;
+        let socket = open(&self.url, self.token.as_deref(), self.root_pem.as_deref()).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let (messages, _) = broadcast::channel(1024);
         let (connected, _) = watch::channel(0u64);
@@ -147,6 +157,7 @@ impl WsClient {
             identity: None,
             token: None,
             timeout: Duration::from_secs(30),
+            root_pem: None,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
         }
@@ -264,7 +275,7 @@ impl ServerMessages {
     }
 }
 
-async fn open(url: &str, token: Option<&str>) -> Result<Socket, RpcError> {
+async fn open(url: &str, token: Option<&str>, root_pem: Option<&str>) -> Result<Socket, RpcError> {
     let mut request = url.into_client_request().map_err(|error| {
         RpcError::bad_request(format!("invalid WebSocket URL {url:?}: {error}"))
     })?;
@@ -279,7 +290,23 @@ async fn open(url: &str, token: Option<&str>) -> Result<Socket, RpcError> {
     // Nagle's algorithm would hold a call back while an earlier one is
     // unacknowledged.
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+    #[cfg(feature = "tls")]
+    let connecting = {
+        let connector = if url.starts_with("wss:") {
+            Some(tokio_tungstenite::Connector::Rustls(
+                super::tls::client_config(root_pem)?,
+            ))
+        } else {
+            None
+        };
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+    };
+    #[cfg(not(feature = "tls"))]
+    let connecting = {
+        let _ = root_pem;
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+    };
+    match connecting.await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(RpcError::new(
             response.status().as_u16(),
@@ -359,7 +386,13 @@ impl Task {
                 if self.commands.is_closed() {
                     return;
                 }
-                let Ok(fresh) = open(&self.builder.url, self.builder.token.as_deref()).await else {
+                let builder = &self.builder;
+                let opened = open(
+                    &builder.url,
+                    builder.token.as_deref(),
+                    builder.root_pem.as_deref(),
+                );
+                let Ok(fresh) = opened.await else {
                     continue;
                 };
                 if let Ok(ready) = self.handshake(fresh).await {

@@ -1,21 +1,32 @@
-//! Forwarded calls through a RabbitMQ node that listens only on TLS
-//! (`amqps://`) and asks for a client certificate: the test makes the CA,
-//! the node's certificate for `localhost` and the client's with rcgen,
-//! starts the node beside the system broker, and stops it at the end.
+//! TLS, with certificates the tests make (rcgen): forwarded calls through a
+//! RabbitMQ node that listens only on TLS (`amqps://`) and asks for a
+//! client certificate (started beside the system broker, stopped at the
+//! end); and `HttpClient` and `WsClient` over `https://` and `wss://`
+//! through a TLS-terminating proxy in front of a server, as a load
+//! balancer would be.
 
-use rpc_runtime::{Address, BrokerTls, Server};
+use rpc_runtime::{Address, BrokerTls, HttpClient, Identity, Server, WsClient};
 use rpc_tests::rabbit::{Node, free_port};
 use rpc_tests::{Http, eventually};
 use serde_json::json;
 
 mod procs {
-    use rpc_runtime::rpc;
+    use rpc_runtime::{Context, rpc};
     use serde_json::Value;
 
     /// Answers its args.
     #[rpc(procedure = "echo", scope = "tls")]
     pub async fn echo(args: Value) -> Value {
         args
+    }
+
+    /// Pushes its args to the calling connection.
+    #[rpc(procedure = "push-me", scope = "tls")]
+    pub async fn push_me(args: Value, ctx: Context) -> bool {
+        match (ctx.server(), ctx.connection_id()) {
+            (Some(server), Some(id)) => server.send_to_connection(id, args),
+            _ => false,
+        }
     }
 }
 
@@ -138,4 +149,108 @@ async fn forwarded_calls_go_through_an_amqps_node_with_client_certificates() {
     handler.shutdown().await.expect("handler stops");
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Accepts TLS on a loopback port with the given certificate and key, and
+/// relays each connection's bytes to `target`.
+async fn tls_proxy(
+    cert_pem: &str,
+    key_pem: &str,
+    target: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificate");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
+    #[allow(deprecated, reason = "ring, as the runtime uses")]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn clients_call_over_https_and_wss() {
+    let certificates = certificates();
+    let server = Server::builder()
+        .http("127.0.0.1:0")
+        .build()
+        .expect("builds")
+        .start()
+        .await
+        .expect("starts");
+    let proxy = tls_proxy(
+        &certificates.server.0,
+        &certificates.server.1,
+        server.http_addr().expect("http"),
+    )
+    .await;
+    let echo = Address::new("tls", "echo", "1");
+
+    // Not trusted without the CA.
+    let untrusted = HttpClient::new(format!("https://localhost:{}", proxy.port()));
+    assert!(
+        untrusted
+            .call_json(echo.clone(), json!({"n": 0}))
+            .await
+            .is_err()
+    );
+
+    let http = HttpClient::new(format!("https://localhost:{}", proxy.port()))
+        .with_root_certificate_pem(&certificates.ca);
+    let answer = http
+        .call_json(echo.clone(), json!({"n": 1}))
+        .await
+        .expect("a call over https");
+    assert_eq!(answer, json!({"n": 1}));
+
+    let ws = WsClient::builder(format!("wss://localhost:{}/", proxy.port()))
+        .root_certificate_pem(certificates.ca.clone())
+        .identity(Identity::with_authorization("Bearer someone"))
+        .connect()
+        .await
+        .expect("a connection over wss");
+    let mut pushes = ws.server_messages();
+    assert_eq!(
+        ws.call_json(echo, json!({"n": 2}))
+            .await
+            .expect("a call over wss"),
+        json!({"n": 2})
+    );
+    let pushed = ws
+        .call_json(Address::new("tls", "push-me", "1"), json!({"hello": "tls"}))
+        .await
+        .expect("push-me");
+    assert_eq!(pushed, json!(true));
+    let push = tokio::time::timeout(std::time::Duration::from_secs(5), pushes.next())
+        .await
+        .expect("a push within 5 s")
+        .expect("open");
+    assert_eq!(push, json!({"hello": "tls"}));
+    server.shutdown().await.expect("stops");
 }
