@@ -138,6 +138,9 @@ async fn pushes_presence_and_events_cross_every_gateway() {
         .expect("starts");
     let g1 = gateway("mesh-g1", true).await;
     let g2 = gateway("mesh-g2", false).await;
+    // A third gateway, with an anonymous connection only.
+    let g3 = gateway("mesh-g3", false).await;
+    let mut anonymous = raw::connect(g3.http_addr().expect("http")).await;
     let mut alice1 = connect(&g1, "alice").await;
     let mut alice2 = connect(&g2, "alice").await;
     let mut bob = connect(&g2, "bob").await;
@@ -145,10 +148,10 @@ async fn pushes_presence_and_events_cross_every_gateway() {
 
     // Presence: the handler server, which holds no connection, counts the
     // mesh's.
-    eventually("presence reports from both gateways", || {
+    eventually("presence reports from the three gateways", || {
         server.user_connection_count("alice") == 2
             && server.user_connection_count("bob") == 1
-            && server.mesh_connection_count() == 3
+            && server.mesh_connection_count() == 4
     })
     .await;
     assert!(server.is_user_connected("bob"));
@@ -168,11 +171,22 @@ async fn pushes_presence_and_events_cross_every_gateway() {
     assert_eq!(pushed(&mut alice2).await, json!({"text": "hi"}));
     quiet(&mut bob).await;
 
-    // A push to bob, who is only on g2, is not delivered to g1 at all.
-    let before = (orders_received(&g1).await, orders_received(&g2).await);
+    // A push to bob, who is only on g2 of the three gateways, is one AMQP
+    // message, delivered to g2 only.
+    let before = (
+        orders_received(&g1).await,
+        orders_received(&g2).await,
+        orders_received(&g3).await,
+    );
     assert_eq!(server.send_to_user("bob", json!("for bob")), 0);
     assert_eq!(pushed(&mut bob).await, json!("for bob"));
     quiet(&mut alice1).await;
+    quiet(&mut anonymous).await;
+    assert_eq!(
+        orders_received(&g3).await,
+        before.2,
+        "g3 received no message for bob"
+    );
     assert_eq!(
         orders_received(&g1).await,
         before.0,
@@ -187,7 +201,7 @@ async fn pushes_presence_and_events_cross_every_gateway() {
     // A broadcast reaches everyone; a push to a connection reaches it; a
     // gateway's push to its own and the other gateway's connections.
     server.broadcast(json!("all"));
-    for socket in [&mut alice1, &mut alice2, &mut bob] {
+    for socket in [&mut alice1, &mut alice2, &mut bob, &mut anonymous] {
         assert_eq!(pushed(socket).await, json!("all"));
     }
     let bob_id = g2
@@ -245,9 +259,10 @@ async fn pushes_presence_and_events_cross_every_gateway() {
     drop(alice2);
     g2.shutdown().await.expect("g2 stops");
     eventually("g2 to be forgotten", || {
-        server.user_connection_count("alice") == 1 && server.mesh_connection_count() == 1
+        server.user_connection_count("alice") == 1 && server.mesh_connection_count() == 2
     })
     .await;
+    g3.shutdown().await.expect("g3 stops");
     g1.shutdown().await.expect("g1 stops");
     handler.shutdown().await.expect("handler stops");
 }

@@ -164,8 +164,7 @@ async fn tls_proxy(
         .collect::<Result<Vec<_>, _>>()
         .expect("certificate");
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
-    #[allow(deprecated, reason = "ring, as the runtime uses")]
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")

@@ -1,5 +1,5 @@
-//! The rustls configuration of `https://` and `wss://` clients: ring as
-//! the crypto provider, the system's roots, and the application's CA.
+//! The rustls configuration of `https://` and `wss://` clients: aws-lc-rs
+//! as the crypto provider, the system's roots, and the application's CA.
 
 use crate::RpcError;
 use std::sync::Arc;
@@ -26,11 +26,7 @@ pub(crate) fn client_config(
                 .map_err(|error| failed("the CA is not a certificate", &error))?;
         }
     }
-    // ring rather than aws-lc-rs: no C toolchain beyond cc, as lapin's TLS
-    // uses; rustls marks it deprecated for lacking post-quantum key
-    // exchange.
-    #[allow(deprecated, reason = "ring has no post-quantum key exchange")]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|error| failed("protocol versions", &error))?
