@@ -19,7 +19,7 @@
 
 use super::wire::{Announcement, CONTENT_TYPE};
 use super::{Broker, Link, queue};
-use crate::hub::mesh::{ALL_KEY, Mesh, MeshEvent, Order};
+use crate::hub::mesh::{ALL_KEY, Action, Mesh, MeshEvent, Order, Target};
 use futures_util::StreamExt;
 use lapin::options::{BasicPublishOptions, QueueBindOptions};
 use lapin::types::FieldTable;
@@ -138,7 +138,7 @@ impl Broker {
     async fn read_orders(self: Arc<Self>, mut orders: lapin::Consumer, lost: Arc<Notify>) {
         while let Some(Ok(delivery)) = orders.next().await {
             self.count(|counters| &counters.mesh_orders);
-            if let Ok(order) = serde_json::from_slice::<Order>(&delivery.data) {
+            if let Some(order) = order_of(delivery) {
                 self.handle.obey(order);
             }
         }
@@ -195,11 +195,29 @@ impl Broker {
 }
 
 impl Mesh for Broker {
+    /// An order travels as its routing key (the target), `app_id` (the
+    /// sender), `type` (`push` or `close`) and a body: the push's frame as
+    /// the connections receive it, or the close code. A gateway reads it
+    /// without decoding JSON.
     fn publish(&self, order: Order) {
+        let Some(link) = self.current_link() else {
+            return;
+        };
         let key = order.target.key();
-        if let Ok(payload) = serde_json::to_vec(&order) {
-            self.publish_to(PUSH_EXCHANGE, &key, payload);
-        }
+        let (kind, payload) = match order.action {
+            Action::Send(frame) => ("push", frame.into_bytes()),
+            Action::Close(code) => ("close", code.to_string().into_bytes()),
+        };
+        let properties = BasicProperties::default()
+            .with_app_id(order.origin.into())
+            .with_type(kind.into());
+        queue(link.publisher.basic_publish(
+            PUSH_EXCHANGE.into(),
+            key.as_str().into(),
+            BasicPublishOptions::default(),
+            &payload,
+            properties,
+        ));
     }
 
     fn listen(&self, key: String, on: bool) {
@@ -217,6 +235,22 @@ impl Mesh for Broker {
             self.publish_to("", EVENTS_QUEUE, payload);
         }
     }
+}
+
+/// The order a delivery of the push queue carries (see `publish`).
+fn order_of(delivery: lapin::message::Delivery) -> Option<Order> {
+    let target = Target::from_key(delivery.routing_key.as_str())?;
+    let origin = delivery.properties.app_id().as_ref()?.to_string();
+    let action = match delivery.properties.kind().as_ref()?.as_str() {
+        "push" => Action::Send(String::from_utf8(delivery.data).ok()?),
+        "close" => Action::Close(std::str::from_utf8(&delivery.data).ok()?.parse().ok()?),
+        _ => return None,
+    };
+    Some(Order {
+        origin,
+        target,
+        action,
+    })
 }
 
 /// Binds and unbinds the push queue in the order the hub asked.

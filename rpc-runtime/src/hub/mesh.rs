@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// A push or close for connections of other servers.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug)]
 pub(crate) struct Order {
     /// The instance that published it (which has served its own
     /// connections already).
@@ -20,8 +19,7 @@ pub(crate) struct Order {
 }
 
 /// Whose connections.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Target {
     Connection(String),
     User(String),
@@ -38,6 +36,18 @@ impl Target {
             Target::All => ALL_KEY.to_owned(),
         }
     }
+
+    /// The target of a routing key.
+    pub(crate) fn from_key(key: &str) -> Option<Target> {
+        if key == ALL_KEY {
+            return Some(Target::All);
+        }
+        match key.split_once(':')? {
+            ("c", id) => Some(Target::Connection(id.to_owned())),
+            ("u", user) => Some(Target::User(user.to_owned())),
+            _ => None,
+        }
+    }
 }
 
 #[cfg_attr(not(feature = "broker"), allow(dead_code, reason = "the broker's"))]
@@ -52,8 +62,7 @@ pub(crate) fn user_key(user: &str) -> String {
 }
 
 /// What to do with them.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug)]
 pub(crate) enum Action {
     /// Push this frame (`{"serverMessage": ...}`, encoded).
     Send(String),

@@ -272,14 +272,7 @@ impl Session {
                     }
                 }
                 Some(text) = outbound.recv() => {
-                    let size = text.len();
-                    let text = match self.jsonrpc {
-                        true => jsonrpc::notification_from_push(&text).map_or(text, Utf8Bytes::from),
-                        false => text,
-                    };
-                    let sent = self.feed(&mut socket, Message::Text(text)).await;
-                    self.connection.written(size);
-                    sent
+                    self.push(&mut socket, text, &mut outbound).await
                 }
                 Some(done) = self.calls.next(), if !self.calls.is_empty() => {
                     self.finished(&mut socket, done).await
@@ -331,6 +324,37 @@ impl Session {
         drop(listed);
         self.emit(&self.gateway.ws.hooks.disconnect);
         self.to_mesh(MeshEventKind::Disconnect, None);
+    }
+
+    /// Writes a push, and the others already queued (a bounded number),
+    /// so that a burst of pushes leaves in one write.
+    async fn push(
+        &mut self,
+        socket: &mut WebSocket,
+        first: Utf8Bytes,
+        outbound: &mut tokio::sync::mpsc::UnboundedReceiver<Utf8Bytes>,
+    ) -> Result<(), Stop> {
+        const MAX_PUSHES_PER_WRITE: usize = 64;
+        let mut text = first;
+        for _ in 1..MAX_PUSHES_PER_WRITE {
+            self.write_push(socket, text).await?;
+            match outbound.try_recv() {
+                Ok(more) => text = more,
+                Err(_) => return Ok(()),
+            }
+        }
+        self.write_push(socket, text).await
+    }
+
+    async fn write_push(&mut self, socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), Stop> {
+        let size = text.len();
+        let text = match self.jsonrpc {
+            true => jsonrpc::notification_from_push(&text).map_or(text, Utf8Bytes::from),
+            false => text,
+        };
+        self.feed(socket, Message::Text(text)).await?;
+        self.connection.written(size);
+        Ok(())
     }
 
     /// Handles the frames that already arrived (a client with calls in
