@@ -263,3 +263,85 @@ async fn a_flood_of_stalled_bodies_stays_within_the_budget_and_memory_comes_back
     assert_eq!(status, 200);
     let _ = child.kill().await;
 }
+
+#[tokio::test]
+async fn an_unfinished_websocket_message_is_closed_whatever_pings_arrive() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+    let server = Server::builder()
+        .http("127.0.0.1:0")
+        .ws_keep_alive(Duration::from_millis(300), Duration::from_secs(30))
+        .ws_message_timeout(Duration::from_secs(1))
+        .build()
+        .expect("builds")
+        .start()
+        .await
+        .expect("starts");
+    let addr = server.http_addr().expect("http");
+    let (mut honest_sink, mut honest) = rpc_tests::raw::connect(addr).await.split();
+    let (mut sink, mut stream) = rpc_tests::raw::connect(addr).await.split();
+    // The first fragment of a text message, never finished; then pings
+    // from both clients every 200 ms.
+    sink.send(Message::Frame(Frame::message(
+        vec![b'a'; 64 * 1024],
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .expect("send");
+    let started = Instant::now();
+    let pinging = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let attacker = sink.send(Message::Ping(Default::default())).await;
+            if honest_sink
+                .send(Message::Ping(Default::default()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if attacker.is_err() && started.elapsed() > Duration::from_secs(6) {
+                let _ = honest_sink
+                    .send(Message::Text(
+                        json!({"procedure": "rpc.discover"}).to_string().into(),
+                    ))
+                    .await;
+                return;
+            }
+        }
+    });
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(message) = stream.next().await {
+            if let Ok(Message::Close(frame)) = message {
+                return frame.map(|f| f.code);
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed within 10 s");
+    let waited = started.elapsed();
+    assert_eq!(close, Some(CloseCode::Policy));
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
+    // The client that only pinged is still served.
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(message)) = honest.next().await {
+            if let Message::Text(text) = message {
+                return Some(serde_json::from_str::<Value>(text.as_str()).expect("json"));
+            }
+        }
+        None
+    })
+    .await
+    .expect("an answer within 10 s")
+    .expect("the honest connection is open");
+    assert_eq!(answer["code"], 200);
+    pinging.abort();
+    server.shutdown().await.expect("stops");
+}

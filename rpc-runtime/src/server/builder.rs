@@ -166,6 +166,17 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a WebSocket message may stay unfinished (its first bytes
+    /// arrived, not its last), whatever control frames (pings) arrive
+    /// meanwhile; then the connection closes with code 1008. Checked when
+    /// control frames arrive and at every server ping, on connections
+    /// served by the server itself (not a router mounted in an
+    /// application's server). Default 30 s.
+    pub fn ws_message_timeout(mut self, timeout: Duration) -> Self {
+        self.ws_config.message_timeout = timeout;
+        self
+    }
+
     /// Calls in flight on one WebSocket connection (each call of a JSON-RPC
     /// batch counts); more get 429. Default 256.
     pub fn ws_max_in_flight(mut self, calls: usize) -> Self {

@@ -101,14 +101,28 @@ pub(crate) struct TimedIo<T> {
     inner: T,
     limit: Duration,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    read: BytesRead,
+}
+
+/// The bytes a connection has read, shared with what runs on it: a
+/// WebSocket session compares them with the messages it received, to
+/// tell an unfinished message.
+#[derive(Clone, Default)]
+pub(crate) struct BytesRead(Arc<std::sync::atomic::AtomicU64>);
+
+impl BytesRead {
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl<T> TimedIo<T> {
-    pub(crate) fn new(inner: T, limit: Duration) -> Self {
+    pub(crate) fn new(inner: T, limit: Duration, read: BytesRead) -> Self {
         TimedIo {
             inner,
             limit,
             stalled: None,
+            read,
         }
     }
 
@@ -140,7 +154,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        if read > 0 {
+            self.read
+                .0
+                .fetch_add(read, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
     }
 }
 

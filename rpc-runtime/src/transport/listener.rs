@@ -65,14 +65,18 @@ where
         // The services served here (a router, or CORS around one) are
         // always ready, so each request calls a clone without `poll_ready`.
         let service = service.clone();
+        let read = super::budget::BytesRead::default();
+        let counted = read.clone();
         let per_request = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
-            // An upgrade takes the connection's place with it.
+            // An upgrade takes the connection's place, and its byte count,
+            // with it.
             request.extensions_mut().insert(slot.clone());
+            request.extensions_mut().insert(counted.clone());
             service.clone().call(request)
         });
-        let io = TokioIo::new(super::budget::TimedIo::new(stream, write_timeout));
+        let io = TokioIo::new(super::budget::TimedIo::new(stream, write_timeout, read));
         let connection = builder.serve_connection(io, per_request).with_upgrades();
         let mut stop_rx = stop_rx.clone();
         let done_rx = done_rx.clone();

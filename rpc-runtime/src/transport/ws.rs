@@ -36,6 +36,9 @@ pub(crate) struct WsConfig {
     pub(crate) max_in_flight: usize,
     pub(crate) ping_interval: Duration,
     pub(crate) idle_timeout: Duration,
+    /// How long a message may stay unfinished (its first bytes arrived,
+    /// not its last), whatever control frames arrive meanwhile.
+    pub(crate) message_timeout: Duration,
     pub(crate) max_queued_bytes: usize,
     pub(crate) write_timeout: Duration,
     pub(crate) allowed_origins: Option<Vec<String>>,
@@ -55,6 +58,7 @@ impl Default for WsConfig {
             max_in_flight: 256,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
+            message_timeout: Duration::from_secs(30),
             max_queued_bytes: 8 * 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             allowed_origins: None,
@@ -136,6 +140,8 @@ pub(crate) async fn upgrade(
         .extensions
         .get::<super::budget::ConnectionSlot>()
         .cloned();
+    // Absent when the router is served by an application's own server.
+    let bytes_read = parts.extensions.get::<super::budget::BytesRead>().cloned();
     let headers = parts.headers;
     let limit = ws_config.max_frame;
     upgrade
@@ -160,9 +166,9 @@ pub(crate) async fn upgrade(
             let max_queued = gateway.ws.max_queued_bytes;
             let ip = ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
             let (connection, outbound) = Connection::new(id, ip, identity, user_id, max_queued);
-            Session::new(gateway, connection, metadata)
-                .run(socket, outbound)
-                .await;
+            let mut session = Session::new(gateway, connection, metadata);
+            session.unfinished = bytes_read.map(Unfinished::new);
+            session.run(socket, outbound).await;
             drop(slot);
         })
 }
@@ -195,6 +201,53 @@ struct Session {
     last_seen: Instant,
     /// The upgrade request's, shared by every call on the connection.
     metadata: Arc<Metadata>,
+    /// Tells an unfinished message, when the connection's bytes are
+    /// counted.
+    unfinished: Option<Unfinished>,
+}
+
+/// Bytes read on the connection that no received frame accounts for yet
+/// are an unfinished message (tungstenite assembles fragments and hands
+/// control frames over meanwhile, so pings cannot keep one alive).
+struct Unfinished {
+    read: super::budget::BytesRead,
+    /// The bytes read that received frames account for.
+    accounted: u64,
+    since: Option<Instant>,
+}
+
+impl Unfinished {
+    fn new(read: super::budget::BytesRead) -> Self {
+        Unfinished {
+            accounted: read.get(),
+            read,
+            since: None,
+        }
+    }
+
+    /// A whole message arrived: everything read so far is accounted for
+    /// (bytes of the next one read with it count as accounted, which errs
+    /// towards letting a message live).
+    fn message(&mut self) {
+        self.accounted = self.read.get();
+        self.since = None;
+    }
+
+    /// A control frame arrived: its exact size on the wire (payload of at
+    /// most 125 bytes, a 2-byte header and a client's 4-byte mask).
+    fn control(&mut self, payload: usize) {
+        self.accounted += payload as u64 + 6;
+    }
+
+    /// How long bytes have been waiting for the rest of their message.
+    fn waiting(&mut self) -> Duration {
+        if self.read.get() > self.accounted {
+            self.since.get_or_insert_with(Instant::now).elapsed()
+        } else {
+            self.since = None;
+            Duration::ZERO
+        }
+    }
 }
 
 /// Why the task stops.
@@ -233,6 +286,7 @@ impl Session {
             gateway,
             connection,
             calls: FuturesUnordered::new(),
+            unfinished: None,
             in_flight: 0,
             jsonrpc: false,
             last_seen: Instant::now(),
@@ -411,13 +465,26 @@ impl Session {
                     Err(Stop::Gone)
                 }
             }
-            Some(Ok(Message::Text(text))) => self.on_text(socket, text.as_bytes()).await,
+            Some(Ok(Message::Text(text))) => {
+                if let Some(unfinished) = &mut self.unfinished {
+                    unfinished.message();
+                }
+                self.on_text(socket, text.as_bytes()).await
+            }
             Some(Ok(Message::Binary(_))) => {
+                if let Some(unfinished) = &mut self.unfinished {
+                    unfinished.message();
+                }
                 let error =
                     RpcError::bad_request("binary frames are not supported: send JSON text frames");
                 self.refuse(socket, error, None).await
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+            Some(Ok(Message::Ping(payload) | Message::Pong(payload))) => {
+                if let Some(unfinished) = &mut self.unfinished {
+                    unfinished.control(payload.len());
+                }
+                self.check_unfinished()
+            }
         }
     }
 
@@ -703,10 +770,28 @@ impl Session {
         Ok(())
     }
 
+    /// Closes the connection (1008) once a message has stayed unfinished
+    /// for the message timeout.
+    fn check_unfinished(&mut self) -> Result<(), Stop> {
+        let limit = self.gateway.ws.message_timeout;
+        let waiting = self
+            .unfinished
+            .as_mut()
+            .map_or(Duration::ZERO, Unfinished::waiting);
+        if !waiting.is_zero() && waiting >= limit {
+            return Err(Stop::Close(
+                close_code::POLICY,
+                "a message was not finished within the message timeout",
+            ));
+        }
+        Ok(())
+    }
+
     async fn keep_alive(&mut self, socket: &mut WebSocket) -> Result<(), Stop> {
         if self.last_seen.elapsed() >= self.gateway.ws.idle_timeout {
             return Err(Stop::Close(close_code::GOING_AWAY, "idle for too long"));
         }
+        self.check_unfinished()?;
         self.feed(socket, Message::Ping(Default::default())).await
     }
 
