@@ -345,3 +345,51 @@ async fn an_unfinished_websocket_message_is_closed_whatever_pings_arrive() {
     pinging.abort();
     server.shutdown().await.expect("stops");
 }
+
+#[tokio::test]
+async fn requests_that_are_not_http_get_envelope_answers() {
+    let server = Server::builder()
+        .http("127.0.0.1:0")
+        .build()
+        .expect("builds")
+        .start()
+        .await
+        .expect("starts");
+    let addr = server.http_addr().expect("http");
+    let long_target = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(100_000));
+    let large_fields = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\n{}\r\n",
+        (0..2_000)
+            .map(|i| format!("x-field-{i}: {}\r\n", "v".repeat(400)))
+            .collect::<String>()
+    );
+    for (request, status) in [
+        (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), 400),
+        (
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n".to_vec(),
+            400,
+        ),
+        (long_target.into_bytes(), 414),
+        (large_fields.into_bytes(), 431),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let _ = stream.write_all(&request).await;
+        let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let body: Value = serde_json::from_str(body).expect("an envelope body");
+        assert_eq!(body["code"], status, "{body}");
+        assert_eq!(body["success"], false);
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // The server goes on.
+    let (status, _) = Http::new(addr)
+        .call(json!({"procedure": "rpc.discover"}))
+        .await;
+    assert_eq!(status, 200);
+    server.shutdown().await.expect("stops");
+}

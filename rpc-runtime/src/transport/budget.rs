@@ -102,6 +102,9 @@ pub(crate) struct TimedIo<T> {
     limit: Duration,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     read: BytesRead,
+    /// An answer written in place of one of hyper's (see `framing.rs`),
+    /// not written yet.
+    replacing: Vec<u8>,
 }
 
 /// The bytes a connection has read, shared with what runs on it: a
@@ -123,7 +126,27 @@ impl<T> TimedIo<T> {
             limit,
             stalled: None,
             read,
+            replacing: Vec::new(),
         }
+    }
+
+    /// Writes what is left of a replacement answer.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>
+    where
+        T: AsyncWrite + Unpin,
+    {
+        while !self.replacing.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.replacing) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(written)) => {
+                    self.stalled = None;
+                    self.replacing.drain(..written);
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return self.stall(cx),
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Called when a write is pending: starts the timer if it is not
@@ -172,6 +195,18 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        ready!(self.drain(cx))?;
+        if buf.starts_with(b"HTTP/1.1 4")
+            && let Some(answer) = super::framing::with_envelope(buf)
+        {
+            // The bare head counts as written; the envelope goes out now
+            // or with the next flush.
+            self.replacing = answer;
+            return match self.drain(cx) {
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                _ => Poll::Ready(Ok(buf.len())),
+            };
+        }
         match Pin::new(&mut self.inner).poll_write(cx, buf) {
             Poll::Ready(result) => self.progressed(result),
             Poll::Pending => self.stall(cx),
@@ -183,6 +218,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        // An answer hyper writes itself is a head alone: see `poll_write`.
+        if let Some(first) = bufs.iter().find(|buf| !buf.is_empty())
+            && (!self.replacing.is_empty() || first.starts_with(b"HTTP/1.1 4"))
+        {
+            return self.poll_write(cx, first);
+        }
         match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
             Poll::Ready(result) => self.progressed(result),
             Poll::Pending => self.stall(cx),
@@ -194,6 +235,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.drain(cx))?;
         match Pin::new(&mut self.inner).poll_flush(cx) {
             Poll::Ready(result) => self.progressed(result),
             Poll::Pending => self.stall(cx),
@@ -201,6 +243,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.drain(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

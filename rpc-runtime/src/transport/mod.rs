@@ -3,6 +3,7 @@
 //! [`Call`](crate::Call) and hands it to the pipeline.
 
 mod budget;
+mod framing;
 mod http;
 mod jsonrpc;
 mod listener;
