@@ -17,7 +17,7 @@ pub struct HttpClient {
 impl HttpClient {
     /// A client of the server at `url`, e.g. `http://127.0.0.1:9876`, or
     /// `https://...` with the `tls` feature (the system's roots are
-    /// trusted; see [`HttpClient::with_root_certificate_pem`]).
+    /// trusted; a private CA with `with_root_certificate_pem`).
     pub fn new(url: impl Into<String>) -> Self {
         HttpClient {
             http: client(None),
