@@ -1,5 +1,5 @@
-//! The WebSocket frame handler of a real server on loopback: each input is
-//! sent as one frame (text when it is UTF-8, else a raw text frame that is
+//! The WebSocket frame handler of a real server on loopback (envelopes and
+//! JSON-RPC): each input is sent as one frame (text when it is UTF-8, else a raw text frame that is
 //! not, or binary), followed by a sentinel call whose answer proves the
 //! server handled the input and is still serving. A closed connection is
 //! opened again. A panic anywhere in the server aborts the process, which
@@ -90,7 +90,14 @@ async fn exchange(socket: &mut Socket, input: &[u8]) -> Result<(), ()> {
             Some(Ok(Message::Text(text))) => {
                 let answer: serde_json::Value =
                     serde_json::from_str(text.as_str()).expect("every answer is JSON");
-                assert!(answer["code"].is_u64() || answer.get("serverMessage").is_some());
+                // An envelope answer, a push, or a JSON-RPC response (an
+                // array answers a batch).
+                assert!(
+                    answer["code"].is_u64()
+                        || answer.get("serverMessage").is_some()
+                        || answer["jsonrpc"] == "2.0"
+                        || answer.is_array()
+                );
                 if answer["correlationId"] == "sentinel" {
                     return Ok(());
                 }
@@ -119,7 +126,8 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
                 *socket = Some(connect(*addr).await);
             }
             let Some(open) = socket.as_mut() else { return };
-            match tokio::time::timeout(std::time::Duration::from_secs(5), exchange(open, frame)).await
+            match tokio::time::timeout(std::time::Duration::from_secs(5), exchange(open, frame))
+                .await
             {
                 Ok(Ok(())) => return,
                 Ok(Err(())) => *socket = None,
