@@ -97,22 +97,10 @@ async fn quiet(socket: &mut Socket) {
 }
 
 async fn orders_received(server: &RunningServer) -> f64 {
-    let http = Http::new(server.http_addr().expect("http"));
-    let metrics = http
-        .client()
-        .get(format!("{}/metrics", http.url()))
-        .send()
-        .await
-        .expect("answered")
-        .text()
-        .await
-        .expect("text");
-    metrics
-        .lines()
-        .find(|line| line.starts_with("rpc_mesh_orders_received_total"))
-        .and_then(|line| line.split_whitespace().last())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
+    let metrics = Http::new(server.http_addr().expect("http"))
+        .get_text("/metrics")
+        .await;
+    rpc_tests::metric(&metrics, "rpc_mesh_orders_received_total").unwrap_or(0.0)
 }
 
 #[tokio::test]

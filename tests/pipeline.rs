@@ -931,12 +931,7 @@ async fn w3c_trace_context_is_read_started_continued_and_carried_through_the_bro
 }
 
 /// The value of a sample in a Prometheus exposition, if present.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (key, value) = line.rsplit_once(' ')?;
-        (key == name).then(|| value.parse().ok()).flatten()
-    })
-}
+use rpc_tests::metric as sample;
 
 #[tokio::test]
 async fn metrics_count_pushes_closes_and_the_broker() {
@@ -950,16 +945,7 @@ async fn metrics_count_pushes_closes_and_the_broker() {
     .await;
     let addr = server.http_addr().expect("http");
     let http = Http::new(addr);
-    let metrics = || async {
-        http.client()
-            .get(format!("{}/metrics", http.url()))
-            .send()
-            .await
-            .expect("answered")
-            .text()
-            .await
-            .expect("text")
-    };
+    let metrics = || http.get_text("/metrics");
     let mut socket = raw::connect(addr).await;
     raw::send(
         &mut socket,
@@ -997,16 +983,9 @@ async fn metrics_count_pushes_closes_and_the_broker() {
             .handle()
             .send_to_connection("no-such-connection", json!(1))
     );
-    let alone_http = Http::new(alone.http_addr().expect("http"));
-    let alone_text = alone_http
-        .client()
-        .get(format!("{}/metrics", alone_http.url()))
-        .send()
-        .await
-        .expect("answered")
-        .text()
-        .await
-        .expect("text");
+    let alone_text = Http::new(alone.http_addr().expect("http"))
+        .get_text("/metrics")
+        .await;
     assert_eq!(
         sample(&alone_text, "rpc_websocket_pushes_dropped_total"),
         Some(1.0),

@@ -60,6 +60,18 @@ impl Http {
         (status, value)
     }
 
+    /// GETs a path; returns the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("answered")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     /// GETs a path and parses its JSON body.
     pub async fn get_json(&self, path: &str) -> Value {
         self.client
@@ -96,6 +108,15 @@ pub fn rabbitmq_uri() -> String {
 }
 
 pub mod rabbit;
+
+/// The value of one sample of a Prometheus exposition (`name` with its
+/// labels, as written).
+pub fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        (key == name).then(|| value.parse().ok()).flatten()
+    })
+}
 
 /// A raw WebSocket client, for frames the typed client never sends.
 pub mod raw {
