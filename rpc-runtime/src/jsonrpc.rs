@@ -188,10 +188,14 @@ fn invalid(id: Value, message: &str) -> Refused {
     }
 }
 
+/// The longest scope or procedure name the `#[rpc]` attribute accepts.
+const MAX_NAME: usize = 128;
+
 /// The procedure a method names. A name with several `/` could split in
 /// more than one place: the first split that `known` accepts wins (a
 /// procedure in scope `global` whose own name holds a `/` included), else
-/// the first.
+/// the first. Only names short enough to hold a scope and a procedure are
+/// tried more than once, so that a long hostile name costs one pass.
 pub(crate) fn address(method: &str, known: impl Fn(&Address) -> bool) -> Address {
     let (name, version) = match method.rsplit_once('@') {
         Some((name, version)) => (name, version),
@@ -204,7 +208,7 @@ pub(crate) fn address(method: &str, known: impl Fn(&Address) -> bool) -> Address
     let Some(first) = splits.next() else {
         return at("global", name);
     };
-    if known(&first) {
+    if name.len() > 2 * MAX_NAME + 1 || known(&first) {
         return first;
     }
     splits
@@ -387,6 +391,16 @@ mod tests {
         let global = |a: &Address| a.scope == "global";
         assert_eq!(address("x/y", global), Address::new("global", "x/y", "1"));
         assert_eq!(address("a/b/c", none), Address::new("a", "b/c", "1"));
+        // A long name of slashes is looked up at most once, not once a
+        // slash (each lookup copying the name).
+        let lookups = std::cell::Cell::new(0);
+        let counting = |_: &Address| {
+            lookups.set(lookups.get() + 1);
+            false
+        };
+        let long = "/".repeat(100_000);
+        assert_eq!(address(&long, counting).scope, "");
+        assert!(lookups.get() <= 1, "{} lookups", lookups.get());
     }
 
     #[test]
