@@ -254,3 +254,35 @@ async fn pushes_presence_and_events_cross_every_gateway() {
     g1.shutdown().await.expect("g1 stops");
     handler.shutdown().await.expect("handler stops");
 }
+
+/// A connection is reachable from every server as soon as its handshake
+/// (or its identity's answer) arrives: a push sent by another gateway
+/// right then is not lost to a routing key the broker has yet to bind.
+#[tokio::test]
+async fn a_connection_is_reachable_from_the_mesh_once_open() {
+    let g1 = gateway("mesh-open-g1", false).await;
+    let g2 = gateway("mesh-open-g2", false).await;
+    let sender = g1.handle();
+    for round in 0..20 {
+        // Identified in the handshake.
+        let user = format!("open-{round}");
+        let mut socket = connect(&g2, &user).await;
+        assert_eq!(sender.send_to_user(&user, json!(round)), 0);
+        assert_eq!(pushed(&mut socket).await, json!(round), "{user}");
+
+        // Identified by a frame, once the connection is open.
+        let user = format!("later-{round}");
+        let mut socket = raw::connect(g2.http_addr().expect("http")).await;
+        raw::send(
+            &mut socket,
+            json!({"identity": {"authorization": format!("Bearer t-{user}")}, "correlationId": "who"}),
+        )
+        .await;
+        let answer = raw::recv(&mut socket).await;
+        assert_eq!(answer["correlationId"], json!("who"), "{answer}");
+        assert_eq!(sender.send_to_user(&user, json!(round)), 0);
+        assert_eq!(pushed(&mut socket).await, json!(round), "{user}");
+    }
+    g1.shutdown().await.expect("g1 stops");
+    g2.shutdown().await.expect("g2 stops");
+}

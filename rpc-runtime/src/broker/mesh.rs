@@ -27,7 +27,7 @@ use lapin::{BasicProperties, Channel};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// The direct exchange of pushes and closes.
 pub(super) const PUSH_EXCHANGE: &str = "rpc.push";
@@ -40,7 +40,13 @@ pub(crate) type MeshHook = Arc<dyn Fn(&MeshEvent, &crate::ServerHandle) + Send +
 /// This server's push queue while connected: binding changes go through
 /// one task, in order.
 pub(super) struct PushQueue {
-    pub(super) bindings: mpsc::UnboundedSender<(String, bool)>,
+    pub(super) bindings: mpsc::UnboundedSender<Bindings>,
+}
+
+/// Routing keys to bind (true) or unbind, and whom to tell when done.
+pub(super) struct Bindings {
+    changes: Vec<(String, bool)>,
+    done: oneshot::Sender<()>,
 }
 
 /// The latest presence report of each other server.
@@ -118,13 +124,17 @@ impl Broker {
             "declare the push queue",
         )
         .await?;
+        // Changes are queued from here on, before the keys are read: a
+        // connection that arrives while the queue is being bound is either
+        // in the snapshot or queued (or both: binding twice is harmless, as
+        // is unbinding a key that was never bound), never missed.
+        let (bindings, changes) = mpsc::unbounded_channel();
+        *self.push_slot() = Some(PushQueue { bindings });
         for key in std::iter::once(ALL_KEY.to_owned()).chain(self.handle.hub().keys()) {
             super::connection::bind(&channel, &queue, PUSH_EXCHANGE, &key).await?;
         }
         let orders =
             super::connection::consume(&channel, &queue, true, "consume the push queue").await?;
-        let (bindings, changes) = mpsc::unbounded_channel();
-        *self.push_slot() = Some(PushQueue { bindings });
         let me = self
             .me
             .upgrade()
@@ -220,9 +230,9 @@ impl Mesh for Broker {
         ));
     }
 
-    fn listen(&self, key: String, on: bool) {
+    fn listen(&self, changes: Vec<(String, bool)>, done: oneshot::Sender<()>) {
         if let Some(push) = self.push_slot().as_ref() {
-            let _ = push.bindings.send((key, on));
+            let _ = push.bindings.send(Bindings { changes, done });
         }
     }
 
@@ -257,32 +267,37 @@ fn order_of(delivery: lapin::message::Delivery) -> Option<Order> {
 async fn bind_in_order(
     channel: Arc<Channel>,
     queue: String,
-    mut changes: mpsc::UnboundedReceiver<(String, bool)>,
+    mut requests: mpsc::UnboundedReceiver<Bindings>,
 ) {
-    while let Some((key, on)) = changes.recv().await {
-        let done = if on {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    PUSH_EXCHANGE.into(),
-                    key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-        } else {
-            channel
-                .queue_unbind(
-                    queue.as_str().into(),
-                    PUSH_EXCHANGE.into(),
-                    key.as_str().into(),
-                    FieldTable::default(),
-                )
-                .await
-        };
-        if done.is_err() {
-            return;
+    while let Some(Bindings { changes, done }) = requests.recv().await {
+        for (key, on) in changes {
+            let applied = if on {
+                channel
+                    .queue_bind(
+                        queue.as_str().into(),
+                        PUSH_EXCHANGE.into(),
+                        key.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+            } else {
+                channel
+                    .queue_unbind(
+                        queue.as_str().into(),
+                        PUSH_EXCHANGE.into(),
+                        key.as_str().into(),
+                        FieldTable::default(),
+                    )
+                    .await
+            };
+            // The channel is gone with the connection; the next one binds
+            // every key again.
+            if applied.is_err() {
+                return;
+            }
         }
+        let _ = done.send(());
     }
 }
 

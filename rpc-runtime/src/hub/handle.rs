@@ -101,33 +101,39 @@ impl ServerHandle {
         }
     }
 
-    fn listen(&self, keys: Vec<(String, bool)>) {
-        if let Some(mesh) = self.mesh() {
-            for (key, on) in keys {
-                mesh.listen(key, on);
+    fn listen(&self, keys: Vec<(String, bool)>) -> Listening {
+        let (done, listened) = tokio::sync::oneshot::channel();
+        match self.mesh() {
+            Some(mesh) if !keys.is_empty() => {
+                mesh.listen(keys, done);
+                Listening(Some(listened))
             }
+            _ => Listening(None),
         }
     }
 
-    /// Lists a connection (a transport's, while it is open).
-    pub(crate) fn add_connection(&self, connection: Arc<Connection>) {
+    /// Lists a connection (a transport's, while it is open); what it
+    /// returns resolves once pushes to it from other servers arrive.
+    pub(crate) fn add_connection(&self, connection: Arc<Connection>) -> Listening {
         let keys = self.inner.hub.insert(connection);
-        self.listen(keys);
+        self.listen(keys)
     }
 
     pub(crate) fn remove_connection(&self, connection: &Connection) {
         let keys = self.inner.hub.remove(connection);
-        self.listen(keys);
+        drop(self.listen(keys));
     }
 
+    /// Sets a connection's identity; what it returns resolves once pushes
+    /// to its (new) user from other servers arrive.
     pub(crate) fn set_identity(
         &self,
         connection: &Connection,
         identity: crate::Identity,
         user_id: Option<String>,
-    ) {
+    ) -> Listening {
         let keys = self.inner.hub.set_identity(connection, identity, user_id);
-        self.listen(keys);
+        self.listen(keys)
     }
 
     /// Forwards a connection event to the handler servers that take them.
@@ -378,6 +384,24 @@ impl ServerHandle {
     /// One connection, if it is open.
     pub fn connection(&self, connection_id: &str) -> Option<ConnectionInfo> {
         self.inner.hub.get(connection_id).map(|c| c.info())
+    }
+}
+
+/// How long a connection waits for the broker to route its pushes before
+/// it goes on regardless (the broker is slow or the link is failing; the
+/// next link binds every key again).
+const LISTEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves once the broker routes the pushes for a connection's new keys
+/// to this server: at once without a broker, or when the link is lost.
+#[must_use = "the pushes from other servers may not arrive before it resolves"]
+pub(crate) struct Listening(Option<tokio::sync::oneshot::Receiver<()>>);
+
+impl Listening {
+    pub(crate) async fn wait(self) {
+        if let Some(listened) = self.0 {
+            let _ = tokio::time::timeout(LISTEN_WAIT, listened).await;
+        }
     }
 }
 

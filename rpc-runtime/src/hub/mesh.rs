@@ -75,9 +75,11 @@ pub(crate) trait Mesh: Send + Sync {
     /// Hands an order to the other servers (at most once, not awaited).
     fn publish(&self, order: Order);
 
-    /// Starts (or stops) taking the orders for a routing key on this
-    /// server: as its connections and their users come and go.
-    fn listen(&self, key: String, on: bool);
+    /// Starts (or stops) taking the orders for these routing keys on this
+    /// server, in order: as its connections and their users come and go.
+    /// `done` is sent once the broker has them (dropped when there is no
+    /// broker to ask).
+    fn listen(&self, changes: Vec<(String, bool)>, done: tokio::sync::oneshot::Sender<()>);
 
     /// The connections the other gateways hold, as their last presence
     /// reports say: of one user, or in all.

@@ -7,6 +7,7 @@ mod handle;
 pub(crate) mod mesh;
 
 pub use connections::ConnectionInfo;
+pub(crate) use handle::Listening;
 pub use handle::ServerHandle;
 
 /// What a handle asks of the server behind it, which it holds weakly (the

@@ -10,6 +10,7 @@
 use super::{Gateway, client_call_shared, client_ip};
 use crate::envelope::{self, Frame, Malformed};
 use crate::events::run_hook;
+use crate::hub::Listening;
 use crate::hub::connections::{Connection, ConnectionHook, close_code};
 use crate::hub::mesh::{MeshEvent, MeshEventKind};
 use crate::jsonrpc::{self, Incoming};
@@ -144,6 +145,23 @@ pub(crate) async fn upgrade(
     let bytes_read = parts.extensions.get::<super::budget::BytesRead>().cloned();
     let headers = parts.headers;
     let limit = ws_config.max_frame;
+    let id = uuid::Uuid::new_v4().to_string();
+    let metadata = Arc::new(Metadata {
+        transport: "websocket".into(),
+        ip,
+        connection_id: Some(id.clone()),
+        headers,
+    });
+    let ip = ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let (connection, outbound) =
+        Connection::new(id, ip, identity, user_id, ws_config.max_queued_bytes);
+    // Listed before the handshake is answered, and answered once the
+    // broker routes the pushes to it and to its user here: a client whose
+    // connection is open receives them, whichever server sends them.
+    // (Pushes meanwhile wait in its queue; an upgrade that fails drops the
+    // listing.)
+    let (listed, listening) = Listed::new(gateway.pipeline.handle.clone(), connection.clone());
+    listening.wait().await;
     upgrade
         // The read buffer is allocated up front for every connection; a
         // small one keeps idle connections cheap.
@@ -156,19 +174,9 @@ pub(crate) async fn upgrade(
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
-            let id = uuid::Uuid::new_v4().to_string();
-            let metadata = Arc::new(Metadata {
-                transport: "websocket".into(),
-                ip,
-                connection_id: Some(id.clone()),
-                headers,
-            });
-            let max_queued = gateway.ws.max_queued_bytes;
-            let ip = ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-            let (connection, outbound) = Connection::new(id, ip, identity, user_id, max_queued);
             let mut session = Session::new(gateway, connection, metadata);
             session.unfinished = bytes_read.map(Unfinished::new);
-            session.run(socket, outbound).await;
+            session.run(socket, outbound, listed).await;
             drop(slot);
         })
 }
@@ -268,9 +276,9 @@ struct Listed {
 }
 
 impl Listed {
-    fn new(handle: ServerHandle, connection: Arc<Connection>) -> Self {
-        handle.add_connection(connection.clone());
-        Listed { handle, connection }
+    fn new(handle: ServerHandle, connection: Arc<Connection>) -> (Self, Listening) {
+        let listening = handle.add_connection(connection.clone());
+        (Listed { handle, connection }, listening)
     }
 }
 
@@ -298,11 +306,8 @@ impl Session {
         mut self,
         mut socket: WebSocket,
         mut outbound: tokio::sync::mpsc::UnboundedReceiver<Utf8Bytes>,
+        listed: Listed,
     ) {
-        let listed = Listed::new(
-            self.gateway.pipeline.handle.clone(),
-            self.connection.clone(),
-        );
         self.emit(&self.gateway.ws.hooks.connect);
         self.to_mesh(MeshEventKind::Connect, None);
         let ping_every = self.gateway.ws.ping_interval;
@@ -759,10 +764,13 @@ impl Session {
             user_id = Some(crate::auth::check(authenticator.as_ref(), token.to_owned()).await?);
         }
         let changed = held.as_ref() != Some(&identity);
+        // Answered (or the call run) once pushes to the new user arrive.
         self.gateway
             .pipeline
             .handle
-            .set_identity(&self.connection, identity, user_id);
+            .set_identity(&self.connection, identity, user_id)
+            .wait()
+            .await;
         if changed {
             self.emit(&self.gateway.ws.hooks.identity);
             self.to_mesh(MeshEventKind::Identity, None);
