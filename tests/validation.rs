@@ -187,6 +187,20 @@ fn cases() -> Vec<(&'static str, Value, u16, Vec<&'static str>)> {
             vec!["/a", "/kind"],
         ),
         ("typed", json!([1, 2]), 422, vec![""]),
+        // serde would take a struct's fields as an array, and a unit
+        // variant as an object of one key; the schema refuses both.
+        (
+            "typed",
+            with(t(), "/inner", Some(json!([3]))),
+            422,
+            vec!["/inner"],
+        ),
+        (
+            "typed",
+            with(t(), "/kind", Some(json!({"small": null}))),
+            422,
+            vec!["/kind"],
+        ),
         // An integer too large for i64 is an integer to the schema: decoding
         // refuses it, on both paths alike.
         ("typed", with(t(), "/a", Some(json!(u64::MAX))), 422, vec![]),

@@ -73,6 +73,7 @@ extern crate self as rpc_runtime;
 
 mod call;
 mod context;
+mod decode;
 mod descriptor;
 mod envelope;
 mod error;

@@ -31,9 +31,10 @@ impl<T, E> RpcResult for Result<T, E> {
     }
 }
 
-/// Decodes args: straight from the parsed JSON into the args type.
+/// Decodes args: straight from the parsed JSON into the args type, no more
+/// leniently than the schema (see `decode.rs`).
 pub fn decode_args<P: Procedure>(args: &Value) -> Result<P::Args, RpcError> {
-    serde::Deserialize::deserialize(args)
+    crate::decode::from_args(args)
         .map_err(|error| RpcError::new(422, format!("args could not be decoded: {error}")))
 }
 

@@ -4,7 +4,9 @@
 //! serde, decoding the args into that type, refuses what most of the
 //! schema refuses: a wrong type, a missing required field, an unknown field
 //! under `deny_unknown_fields`, a string outside an enum, a null where no
-//! `Option` is. For such schemas the validator would only repeat serde's
+//! `Option` is; args are decoded through `decode.rs`, which refuses a
+//! struct given as an array and a unit variant given as an object, as the
+//! schema does. For such schemas the validator would only repeat serde's
 //! work, so the pipeline runs it only when decoding fails, to list every
 //! failure with its JSON pointer (the 422 is the same either way).
 //!
