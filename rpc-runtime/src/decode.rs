@@ -165,8 +165,7 @@ impl<'de> MapAccess<'de> for Fields<'de> {
         match self.entries.next() {
             Some((key, value)) => {
                 self.value = Some(value);
-                seed.deserialize(BorrowedStrDeserializer::<Error>::new(key))
-                    .map(Some)
+                seed.deserialize(Key(key)).map(Some)
             }
             None => Ok(None),
         }
@@ -181,6 +180,80 @@ impl<'de> MapAccess<'de> for Fields<'de> {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.entries.len())
+    }
+}
+
+/// An object's key, read as serde_json reads keys: numbers and booleans
+/// from their text (`HashMap<u32, _>`), anything else as the string.
+struct Key<'a>(&'a str);
+
+macro_rules! numeric_key {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            // A number's text, without the spaces serde_json would skip.
+            let bytes = self.0.as_bytes();
+            if !matches!(bytes.first(), Some(b'0'..=b'9' | b'-'))
+                || !bytes.last().is_some_and(u8::is_ascii_digit)
+            {
+                return Err(de::Error::invalid_type(Unexpected::Str(self.0), &visitor));
+            }
+            let mut number = serde_json::Deserializer::from_str(self.0);
+            let value = (&mut number).$method(visitor)?;
+            number.end()?;
+            Ok(value)
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for Key<'de> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    numeric_key! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_f32 deserialize_f64
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            "true" => visitor.visit_bool(true),
+            "false" => visitor.visit_bool(false),
+            other => Err(de::Error::invalid_type(Unexpected::Str(other), &visitor)),
+        }
+    }
+
+    /// Keys are never null.
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_enum(Variant {
+            name: self.0,
+            content: None,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        char str string bytes byte_buf unit unit_struct seq tuple tuple_struct map
+        struct identifier ignored_any
     }
 }
 
@@ -319,6 +392,32 @@ mod tests {
                 from_args::<Outer>(&args).is_err(),
                 "{replacement} at {pointer:?} was accepted"
             );
+        }
+    }
+
+    #[test]
+    fn keys_read_as_serde_json_reads_them() {
+        #[derive(Deserialize, Debug, PartialEq, Eq, Hash)]
+        #[serde(rename_all = "lowercase")]
+        enum Color {
+            Red,
+        }
+        let numbers: HashMap<u32, bool> = from_args(&json!({"7": true})).expect("decodes");
+        assert!(numbers[&7]);
+        let signed: HashMap<i8, u8> = from_args(&json!({"-3": 1})).expect("decodes");
+        assert_eq!(signed[&-3], 1);
+        let flags: HashMap<bool, u8> = from_args(&json!({"true": 1})).expect("decodes");
+        assert_eq!(flags[&true], 1);
+        let colors: HashMap<Color, u8> = from_args(&json!({"red": 1})).expect("decodes");
+        assert_eq!(colors[&Color::Red], 1);
+        for bad in [
+            json!({"x": true}),
+            json!({" 7": true}),
+            json!({"7 ": true}),
+            json!({"300": true}),
+        ] {
+            assert!(from_args::<HashMap<u8, bool>>(&bad).is_err(), "{bad}");
+            assert!(HashMap::<u8, bool>::deserialize(&bad).is_err(), "{bad}");
         }
     }
 
