@@ -660,7 +660,7 @@ async fn event_hooks_see_request_and_response() {
                 event.kind,
                 event.call.address.to_string(),
                 code,
-                event.call.args.clone(),
+                event.call.args.clone().into_value(),
             ));
         }
     }))

@@ -137,7 +137,7 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
         const _: () = {
             #[allow(unused_variables, non_snake_case)]
             fn #handler(
-                __rpc_value: &#private::Value,
+                __rpc_value: &#private::Args,
                 __rpc_context: ::rpc_runtime::Context,
             ) -> ::core::result::Result<
                 #private::BoxFuture<::core::result::Result<#private::Value, ::rpc_runtime::RpcError>>,

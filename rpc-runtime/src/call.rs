@@ -1,7 +1,7 @@
 //! One call on its way to a handler, wherever it came from.
 
 use crate::procedure::BoxFuture;
-use crate::{Address, Identity, RpcError};
+use crate::{Address, Args, Identity, RpcError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -14,8 +14,9 @@ use std::time::Instant;
 pub struct Call {
     /// The procedure called.
     pub address: Address,
-    /// The args, `{}` when the envelope had none.
-    pub args: Value,
+    /// The args, `{}` when the envelope had none: a [`Value`] to read
+    /// (and change), and the text they arrived as.
+    pub args: Args,
     /// The caller's identity.
     pub identity: Option<Identity>,
     /// True only for calls made by other procedures; a gateway always
@@ -46,10 +47,10 @@ pub struct Call {
 impl Call {
     /// A call from code outside any transport (a test, or a middleware that
     /// makes calls of its own): external, detached, no identity.
-    pub fn new(address: Address, args: Value) -> Self {
+    pub fn new(address: Address, args: impl Into<Args>) -> Self {
         Call {
             address,
-            args,
+            args: args.into(),
             identity: None,
             internal: false,
             caller: Caller::Detached,

@@ -207,7 +207,7 @@ impl Context {
         };
         let call = Call {
             address,
-            args,
+            args: args.into(),
             identity: self.identity().cloned(),
             internal: true,
             caller,

@@ -1,323 +1,271 @@
 //! Decoding args into their type no more leniently than their schema.
 //!
 //! serde's derived `Deserialize` for a struct also accepts its fields as an
-//! array (`[1, 2]` for `{"a": 1, "b": 2}`), and serde_json's decoder takes
+//! array (`[1, 2]` for `{"a": 1, "b": 2}`), and serde_json takes
 //! `{"Variant": null}` for a unit variant; the schema schemars derives from
 //! the same type refuses both. The pipeline skips the schema validator
 //! where the type enforces the schema (`schema.rs`), so args are decoded
-//! through [`Strict`], which refuses them too: a struct only from an
-//! object, a unit variant only from its name, at every depth.
+//! through [`Strict`], which wraps serde_json's deserializer (of the raw
+//! text, or of a parsed value) and refuses them too: a struct only from an
+//! object, a unit variant only by its name, at every depth.
 
-use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Unexpected,
     VariantAccess, Visitor,
 };
-use serde_json::{Error, Map, Value};
+use std::fmt;
 
-/// Decodes a value of type `T` from parsed args.
-pub(crate) fn from_args<'a, T: serde::Deserialize<'a>>(args: &'a Value) -> Result<T, Error> {
-    T::deserialize(Strict(args))
+/// Decodes a `T` from JSON text.
+pub(crate) fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
+    let mut json = serde_json::Deserializer::from_str(text);
+    let value = T::deserialize(Strict(&mut json))?;
+    json.end()?;
+    Ok(value)
 }
 
-/// A deserializer over a parsed value that refuses what schemas refuse.
-struct Strict<'a>(&'a Value);
+/// Decodes a `T` from a parsed value.
+pub(crate) fn from_value<'a, T: serde::Deserialize<'a>>(
+    value: &'a serde_json::Value,
+) -> serde_json::Result<T> {
+    T::deserialize(Strict(value))
+}
 
-fn unexpected(value: &Value) -> Unexpected<'_> {
-    match value {
-        Value::Null => Unexpected::Unit,
-        Value::Bool(b) => Unexpected::Bool(*b),
-        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => Unexpected::Unsigned(u),
-            (_, Some(i), _) => Unexpected::Signed(i),
-            (_, _, Some(f)) => Unexpected::Float(f),
-            _ => Unexpected::Other("number"),
-        },
-        Value::String(s) => Unexpected::Str(s),
-        Value::Array(_) => Unexpected::Seq,
-        Value::Object(_) => Unexpected::Map,
+/// A deserializer that refuses what schemas refuse.
+pub(crate) struct Strict<D>(pub(crate) D);
+
+/// A visitor of what [`Strict`] reads; `object_only` for structs.
+struct Wrap<V> {
+    visitor: V,
+    object_only: bool,
+}
+
+impl<V> Wrap<V> {
+    fn any(visitor: V) -> Self {
+        Wrap {
+            visitor,
+            object_only: false,
+        }
     }
 }
 
-impl<'de> Deserializer<'de> for Strict<'de> {
-    type Error = Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Null => visitor.visit_unit(),
-            Value::Bool(b) => visitor.visit_bool(*b),
-            Value::Number(n) => n.deserialize_any(visitor),
-            Value::String(s) => visitor.visit_borrowed_str(s),
-            Value::Array(items) => {
-                let mut seq = Seq(items.iter());
-                let value = visitor.visit_seq(&mut seq)?;
-                match seq.0.len() {
-                    0 => Ok(value),
-                    _ => Err(de::Error::invalid_length(items.len(), &"fewer elements")),
-                }
-            }
-            Value::Object(map) => visitor.visit_map(Fields::new(map)),
+macro_rules! forward_deserialize {
+    ($($method:ident($($arg:ident: $ty:ty),*))*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+            self.0.$method($($arg,)* Wrap::any(visitor))
         }
-    }
+    )*};
+}
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Null => visitor.visit_none(),
-            _ => visitor.visit_some(self),
-        }
-    }
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
+    type Error = D::Error;
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
+    forward_deserialize! {
+        deserialize_any() deserialize_bool() deserialize_i8() deserialize_i16()
+        deserialize_i32() deserialize_i64() deserialize_i128() deserialize_u8()
+        deserialize_u16() deserialize_u32() deserialize_u64() deserialize_u128()
+        deserialize_f32() deserialize_f64() deserialize_char() deserialize_str()
+        deserialize_string() deserialize_bytes() deserialize_byte_buf()
+        deserialize_option() deserialize_unit()
+        deserialize_unit_struct(name: &'static str)
+        deserialize_newtype_struct(name: &'static str)
+        deserialize_seq() deserialize_tuple(len: usize)
+        deserialize_tuple_struct(name: &'static str, len: usize)
+        deserialize_map() deserialize_identifier() deserialize_ignored_any()
     }
 
     /// Only from an object: never from an array of the fields.
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
+        name: &'static str,
+        fields: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::Object(map) => visitor.visit_map(Fields::new(map)),
-            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
-        }
+    ) -> Result<V::Value, D::Error> {
+        let visitor = Wrap {
+            visitor,
+            object_only: true,
+        };
+        self.0.deserialize_struct(name, fields, visitor)
     }
 
-    /// A unit variant by its name, any other as an object of one key.
     fn deserialize_enum<V: Visitor<'de>>(
         self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
+        name: &'static str,
+        variants: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.0 {
-            Value::String(variant) => visitor.visit_enum(Variant {
-                name: variant,
-                content: None,
-            }),
-            Value::Object(map) if map.len() == 1 => {
-                let (name, content) = map.iter().next().expect("one key");
-                visitor.visit_enum(Variant {
-                    name,
-                    content: Some(content),
-                })
-            }
-            other => Err(de::Error::invalid_type(
-                unexpected(other),
-                &"a variant's name or an object of one key",
-            )),
-        }
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_enum(name, variants, Wrap::any(visitor))
     }
 
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
-        ignored_any
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
     }
 }
 
-struct Seq<'a>(std::slice::Iter<'a, Value>);
-
-impl<'de> SeqAccess<'de> for Seq<'de> {
-    type Error = Error;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Error> {
-        self.0
-            .next()
-            .map(|value| seed.deserialize(Strict(value)))
-            .transpose()
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
-    }
-}
-
-struct Fields<'a> {
-    entries: serde_json::map::Iter<'a>,
-    value: Option<&'a Value>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(map: &'a Map<String, Value>) -> Self {
-        Fields {
-            entries: map.iter(),
-            value: None,
-        }
-    }
-}
-
-impl<'de> MapAccess<'de> for Fields<'de> {
-    type Error = Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Error> {
-        match self.entries.next() {
-            Some((key, value)) => {
-                self.value = Some(value);
-                seed.deserialize(Key(key)).map(Some)
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        match self.value.take() {
-            Some(value) => seed.deserialize(Strict(value)),
-            None => Err(de::Error::custom("a value without its key")),
-        }
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.entries.len())
-    }
-}
-
-/// An object's key, read as serde_json reads keys: numbers and booleans
-/// from their text (`HashMap<u32, _>`), anything else as the string.
-struct Key<'a>(&'a str);
-
-macro_rules! numeric_key {
-    ($($method:ident)*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-            // A number's text, without the spaces serde_json would skip.
-            let bytes = self.0.as_bytes();
-            if !matches!(bytes.first(), Some(b'0'..=b'9' | b'-'))
-                || !bytes.last().is_some_and(u8::is_ascii_digit)
-            {
-                return Err(de::Error::invalid_type(Unexpected::Str(self.0), &visitor));
-            }
-            let mut number = serde_json::Deserializer::from_str(self.0);
-            let value = (&mut number).$method(visitor)?;
-            number.end()?;
-            Ok(value)
+macro_rules! forward_visit {
+    ($($method:ident($ty:ty))*) => {$(
+        fn $method<E: de::Error>(self, value: $ty) -> Result<V::Value, E> {
+            self.visitor.$method(value)
         }
     )*};
 }
 
-impl<'de> Deserializer<'de> for Key<'de> {
-    type Error = Error;
+impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
+    type Value = V::Value;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_borrowed_str(self.0)
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        self.visitor.expecting(formatter)
     }
 
-    numeric_key! {
-        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
-        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
-        deserialize_f32 deserialize_f64
+    forward_visit! {
+        visit_bool(bool) visit_i8(i8) visit_i16(i16) visit_i32(i32) visit_i64(i64)
+        visit_i128(i128) visit_u8(u8) visit_u16(u16) visit_u32(u32) visit_u64(u64)
+        visit_u128(u128) visit_f32(f32) visit_f64(f64) visit_char(char)
+        visit_str(&str) visit_borrowed_str(&'de str) visit_string(String)
+        visit_bytes(&[u8]) visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
     }
 
-    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        match self.0 {
-            "true" => visitor.visit_bool(true),
-            "false" => visitor.visit_bool(false),
-            other => Err(de::Error::invalid_type(Unexpected::Str(other), &visitor)),
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        self.visitor.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        self.visitor.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<V::Value, D::Error> {
+        self.visitor.visit_some(Strict(inner))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, inner: D) -> Result<V::Value, D::Error> {
+        self.visitor.visit_newtype_struct(Strict(inner))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        if self.object_only {
+            return Err(de::Error::invalid_type(Unexpected::Seq, &self));
         }
+        self.visitor.visit_seq(Strict(seq))
     }
 
-    /// Keys are never null.
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_some(self)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.visitor.visit_map(Strict(map))
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        self.visitor.visit_enum(Strict(data))
+    }
+}
+
+/// A seed whose value is read through [`Strict`].
+struct Seed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(Strict(deserializer))
+    }
+}
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Strict<A> {
+    type Error = A::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, A::Error> {
+        self.0.next_element_seed(Seed(seed))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Strict<A> {
+    type Error = A::Error;
+
+    /// Keys are strings (or numbers and booleans in their text): nothing
+    /// a schema could refuse that serde takes.
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.0.next_key_seed(seed)
+    }
+
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
+        self.0.next_value_seed(Seed(seed))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Strict<A> {
+    type Error = A::Error;
+    type Variant = Strict<A::Variant>;
+
+    fn variant_seed<T: DeserializeSeed<'de>>(
         self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
-        visitor.visit_enum(Variant {
-            name: self.0,
-            content: None,
-        })
-    }
-
-    serde::forward_to_deserialize_any! {
-        char str string bytes byte_buf unit unit_struct seq tuple tuple_struct map
-        struct identifier ignored_any
+        seed: T,
+    ) -> Result<(T::Value, Strict<A::Variant>), A::Error> {
+        self.0
+            .variant_seed(seed)
+            .map(|(variant, access)| (variant, Strict(access)))
     }
 }
 
-struct Variant<'a> {
-    name: &'a str,
-    content: Option<&'a Value>,
-}
+impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Strict<A> {
+    type Error = A::Error;
 
-impl<'de> EnumAccess<'de> for Variant<'de> {
-    type Error = Error;
-    type Variant = Self;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Error> {
-        let name = BorrowedStrDeserializer::<Error>::new(self.name);
-        Ok((seed.deserialize(name)?, self))
-    }
-}
-
-impl<'de> VariantAccess<'de> for Variant<'de> {
-    type Error = Error;
-
-    /// Only by its name: `{"Variant": null}` is not a unit variant.
-    fn unit_variant(self) -> Result<(), Error> {
-        match self.content {
-            None => Ok(()),
-            Some(content) => Err(de::Error::invalid_type(
-                unexpected(content),
+    /// Only by its name. serde_json reads a unit variant written as an
+    /// object of one key by decoding `()` from the key's value, and one
+    /// written as its name has no value at all: asking for a newtype
+    /// variant's value tells them apart (the probe is handed the value of
+    /// the first, and nothing for the second, which refuses).
+    fn unit_variant(self) -> Result<(), A::Error> {
+        let mut handed = false;
+        match self.0.newtype_variant_seed(Probe(&mut handed)) {
+            _ if handed => Err(de::Error::invalid_type(
+                Unexpected::Map,
                 &"a unit variant, by its name alone",
             )),
+            _ => Ok(()),
         }
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
-        match self.content {
-            Some(content) => seed.deserialize(Strict(content)),
-            None => Err(de::Error::invalid_type(
-                Unexpected::UnitVariant,
-                &"a newtype variant",
-            )),
-        }
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
+        self.0.newtype_variant_seed(Seed(seed))
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
-        match self.content {
-            Some(content @ Value::Array(_)) => Strict(content).deserialize_any(visitor),
-            _ => Err(de::Error::invalid_type(
-                Unexpected::UnitVariant,
-                &"a tuple variant",
-            )),
-        }
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
+        self.0.tuple_variant(len, Wrap::any(visitor))
     }
 
     fn struct_variant<V: Visitor<'de>>(
         self,
         fields: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, Error> {
-        match self.content {
-            Some(content) => Strict(content).deserialize_struct("", fields, visitor),
-            None => Err(de::Error::invalid_type(
-                Unexpected::UnitVariant,
-                &"a struct variant",
-            )),
-        }
+    ) -> Result<V::Value, A::Error> {
+        let visitor = Wrap {
+            visitor,
+            object_only: true,
+        };
+        self.0.struct_variant(fields, visitor)
+    }
+}
+
+/// Notes whether it was handed a value, and refuses it.
+struct Probe<'a>(&'a mut bool);
+
+impl<'de> DeserializeSeed<'de> for Probe<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, _deserializer: D) -> Result<(), D::Error> {
+        *self.0 = true;
+        Err(de::Error::custom("a unit variant has no value"))
     }
 }
 
@@ -325,7 +273,7 @@ impl<'de> VariantAccess<'de> for Variant<'de> {
 mod tests {
     use super::*;
     use serde::Deserialize;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use std::collections::HashMap;
 
     #[derive(Deserialize, Debug, PartialEq)]
@@ -347,6 +295,7 @@ mod tests {
         inner: Inner,
         list: Vec<Inner>,
         by_name: HashMap<String, Inner>,
+        by_number: HashMap<u16, bool>,
         maybe: Option<Inner>,
         kinds: Vec<Kind>,
         pair: (u8, String),
@@ -358,24 +307,35 @@ mod tests {
             "inner": {"name": "a"},
             "list": [{"name": "b"}],
             "by_name": {"k": {"name": "c"}},
+            "by_number": {"8": true},
             "maybe": null,
             "kinds": ["Plain", {"Wrapped": 3}, {"Pair": [1, 2]}, {"Named": {"x": -1}}],
             "pair": [1, "one"],
         })
     }
 
+    /// Both ways in: the text, and the parsed value.
+    fn strict(args: &Value) -> [serde_json::Result<Outer>; 2] {
+        let text = args.to_string();
+        [from_str(&text), from_value(args)]
+    }
+
     #[test]
     fn decodes_what_serde_json_decodes_from_objects() {
         let args = good();
-        let strict: Outer = from_args(&args).expect("decodes");
         let lenient: Outer = Outer::deserialize(&args).expect("decodes");
-        assert_eq!(strict, lenient);
+        for decoded in strict(&args) {
+            assert_eq!(decoded.expect("decodes"), lenient);
+        }
     }
 
     #[test]
     fn refuses_structs_as_arrays_and_unit_variants_as_objects_at_any_depth() {
         for (pointer, replacement) in [
-            ("", json!([7, {"name": "a"}, [], {}, null, [], [1, "one"]])),
+            (
+                "",
+                json!([7, {"name": "a"}, [], {}, {}, null, [], [1, "one"]]),
+            ),
             ("/inner", json!(["a"])),
             ("/list/0", json!(["b"])),
             ("/by_name/k", json!(["c"])),
@@ -388,46 +348,37 @@ mod tests {
                 Outer::deserialize(&args).is_ok(),
                 "serde_json's own decoder accepts {replacement} at {pointer:?}"
             );
-            assert!(
-                from_args::<Outer>(&args).is_err(),
-                "{replacement} at {pointer:?} was accepted"
-            );
+            for decoded in strict(&args) {
+                assert!(
+                    decoded.is_err(),
+                    "{replacement} at {pointer:?} was accepted"
+                );
+            }
         }
     }
 
     #[test]
-    fn keys_read_as_serde_json_reads_them() {
-        #[derive(Deserialize, Debug, PartialEq, Eq, Hash)]
-        #[serde(rename_all = "lowercase")]
-        enum Color {
-            Red,
-        }
-        let numbers: HashMap<u32, bool> = from_args(&json!({"7": true})).expect("decodes");
-        assert!(numbers[&7]);
-        let signed: HashMap<i8, u8> = from_args(&json!({"-3": 1})).expect("decodes");
-        assert_eq!(signed[&-3], 1);
-        let flags: HashMap<bool, u8> = from_args(&json!({"true": 1})).expect("decodes");
-        assert_eq!(flags[&true], 1);
-        let colors: HashMap<Color, u8> = from_args(&json!({"red": 1})).expect("decodes");
-        assert_eq!(colors[&Color::Red], 1);
-        for bad in [
-            json!({"x": true}),
-            json!({" 7": true}),
-            json!({"7 ": true}),
-            json!({"300": true}),
+    fn refuses_what_serde_json_refuses() {
+        for (pointer, replacement) in [
+            ("/n", json!(-1)),
+            ("/n", json!(1.5)),
+            ("/by_number", json!({"x": true})),
+            ("/by_number", json!({"70000": true})),
+            ("/kinds/1", json!("Wrapped")),
+            ("/kinds/3", json!({"Named": [-1]})),
+            ("/pair", json!([1, "one", 2])),
+            ("/pair", json!([1])),
         ] {
-            assert!(from_args::<HashMap<u8, bool>>(&bad).is_err(), "{bad}");
-            assert!(HashMap::<u8, bool>::deserialize(&bad).is_err(), "{bad}");
+            let mut args = good();
+            *args.pointer_mut(pointer).expect("exists") = replacement.clone();
+            assert!(Outer::deserialize(&args).is_err());
+            for decoded in strict(&args) {
+                assert!(
+                    decoded.is_err(),
+                    "{replacement} at {pointer:?} was accepted"
+                );
+            }
         }
-    }
-
-    #[test]
-    fn integers_keep_their_ranges_and_arrays_their_lengths() {
-        assert!(from_args::<u8>(&json!(256)).is_err());
-        assert!(from_args::<u8>(&json!(1.0)).is_err());
-        assert!(from_args::<i64>(&json!(-3)).is_ok());
-        assert!(from_args::<f64>(&json!(3)).is_ok());
-        assert!(from_args::<(u8, u8)>(&json!([1, 2, 3])).is_err());
-        assert!(from_args::<(u8, u8)>(&json!([1])).is_err());
+        assert!(from_str::<u8>("1 2").is_err(), "trailing characters");
     }
 }

@@ -9,7 +9,8 @@ use serde_json::Value;
 /// the procedure's args type) and reads its state at once, then yields the
 /// running call. An `Err` is a decode failure: the pipeline answers it with
 /// the schema validator's list of failures.
-pub type HandlerFn = fn(&Value, Context) -> Result<BoxFuture<Result<Value, RpcError>>, RpcError>;
+pub type HandlerFn =
+    fn(&crate::Args, Context) -> Result<BoxFuture<Result<Value, RpcError>>, RpcError>;
 
 /// A registration, as `#[rpc]` submits it at link time.
 #[doc(hidden)]

@@ -16,9 +16,11 @@
 // Servers read requests; the codes are shared with the docs.
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
 
-use crate::{Address, RpcError};
-use serde::Serialize;
+use crate::{Address, Args, RpcError};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The method under which WebSocket pushes reach JSON-RPC clients, as
 /// notifications with params `{"message": ...}`.
@@ -74,7 +76,7 @@ pub(crate) struct Request {
     pub(crate) id: Option<Value>,
     pub(crate) method: String,
     /// The procedure's args.
-    pub(crate) args: Value,
+    pub(crate) args: Args,
     pub(crate) traceparent: Option<String>,
     pub(crate) tracestate: Option<String>,
 }
@@ -175,10 +177,66 @@ pub(crate) fn parse_request(value: Value) -> Result<Request, Refused> {
     Ok(Request {
         id,
         method,
-        args,
+        args: args.into(),
         traceparent,
         tracestate,
     })
+}
+
+/// Reads a single request in the shape nearly every client sends
+/// (`"jsonrpc": "2.0"`, a non-empty `method`, `params` by name, absent or
+/// null, an `id` that is a string, a number or null, or none for a
+/// notification; no key twice) straight from the bytes: the params stay
+/// text, for the procedure to decode into its args type. Anything else is
+/// `None`, for [`parse`] to read (and refuse) exactly as before.
+pub(crate) fn parse_common_request(bytes: &[u8]) -> Option<Request> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let request: Common<'_> = crate::decode::from_str(text).ok()?;
+    if request.jsonrpc.as_deref() != Some("2.0") {
+        return None;
+    }
+    let method = request.method.filter(|method| !method.is_empty())?;
+    let id = match request.id {
+        None => None,
+        Some(Some(id @ (Value::String(_) | Value::Number(_)))) => Some(id),
+        Some(None) => Some(Value::Null),
+        Some(Some(_)) => return None,
+    };
+    let args = match request.params {
+        None => Args::default(),
+        Some(params) if params.get().starts_with('{') => Args::from_text(params.to_owned()).ok()?,
+        Some(_) => return None,
+    };
+    Some(Request {
+        id,
+        method: method.into_owned(),
+        args,
+        traceparent: request.traceparent,
+        tracestate: request.tracestate,
+    })
+}
+
+/// The members [`parse_common_request`] reads (null `params` reads as
+/// absent; `id` keeps null apart from absent).
+#[derive(Deserialize)]
+struct Common<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Option<Value>>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+}
+
+/// A member that is present, null or not.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<Value>>, D::Error> {
+    Option::<Value>::deserialize(deserializer).map(Some)
 }
 
 fn invalid(id: Value, message: &str) -> Refused {
@@ -375,6 +433,62 @@ mod tests {
         }
     }
 
+    /// The common shape read from bytes, against the general reading:
+    /// `Some` exactly where expected, and then the same request.
+    #[test]
+    fn the_common_shape_reads_as_the_general_way_does() {
+        let cases: &[(&str, bool)] = &[
+            (
+                r#"{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2},"id":1}"#,
+                true,
+            ),
+            (r#"{"jsonrpc":"2.0","method":"m","id":"x"}"#, true),
+            (
+                r#"{"jsonrpc":"2.0","method":"m","params":null,"id":null}"#,
+                true,
+            ),
+            (r#"{"jsonrpc":"2.0","method":"m","params":{}}"#, true),
+            (
+                r#" {"id":2.5,"method":"s/p@2","jsonrpc":"2.0","traceparent":"t","x":[1]} "#,
+                true,
+            ),
+            // Left to the general reading.
+            (
+                r#"{"jsonrpc":"2.0","method":"m","params":[{"a":1}],"id":1}"#,
+                false,
+            ),
+            (r#"{"jsonrpc":"2.0","method":"m","params":5,"id":1}"#, false),
+            (r#"{"jsonrpc":"2.0","method":"m","id":true}"#, false),
+            (r#"{"jsonrpc":"2.0","method":"m","id":1,"id":2}"#, false),
+            (r#"{"jsonrpc":"1.0","method":"m","id":1}"#, false),
+            (r#"{"jsonrpc":2,"method":"m","id":1}"#, false),
+            (r#"{"jsonrpc":"2.0","method":"","id":1}"#, false),
+            (r#"{"jsonrpc":"2.0","method":null,"id":1}"#, false),
+            (r#"{"jsonrpc":"2.0","id":1}"#, false),
+            (r#"{"jsonrpc":"2.0","method":"m","traceparent":5}"#, false),
+            (r#"[{"jsonrpc":"2.0","method":"m","id":1}]"#, false),
+            (r#"{"procedure":"p"}"#, false),
+        ];
+        for (text, common) in cases {
+            let read = parse_common_request(text.as_bytes());
+            assert_eq!(read.is_some(), *common, "{text}");
+            if let Some(read) = read {
+                let value = serde_json::from_str(text).expect("json");
+                let general = single(value).expect("the general reading takes it");
+                let parts = |r: Request| {
+                    (
+                        r.id,
+                        r.method,
+                        r.args.into_value(),
+                        r.traceparent,
+                        r.tracestate,
+                    )
+                };
+                assert_eq!(parts(read), parts(general), "{text}");
+            }
+        }
+    }
+
     #[test]
     fn method_names_take_the_envelope_defaults() {
         let none = |_: &Address| false;
@@ -409,12 +523,15 @@ mod tests {
             single(json!({"jsonrpc": "2.0", "method": "m", "params": {"a": 1}, "id": "x"}))
                 .unwrap();
         assert_eq!(
-            (request.id, request.args),
+            (request.id, request.args.into_value()),
             (Some(json!("x")), json!({"a": 1}))
         );
         let request =
             single(json!({"jsonrpc": "2.0", "method": "m", "params": [{"a": 1}]})).unwrap();
-        assert_eq!((request.id, request.args), (None, json!({"a": 1})));
+        assert_eq!(
+            (request.id, request.args.into_value()),
+            (None, json!({"a": 1}))
+        );
         let request = single(json!({"jsonrpc": "2.0", "method": "m", "id": 7})).unwrap();
         assert_eq!(request.args, json!({}));
         let refused = single(json!({"jsonrpc": "2.0", "method": "m", "params": [1, 2], "id": 1}))

@@ -71,6 +71,7 @@
 
 extern crate self as rpc_runtime;
 
+mod args;
 mod call;
 mod context;
 mod decode;
@@ -120,12 +121,15 @@ pub mod __private;
 #[doc(hidden)]
 pub mod __fuzz {
     /// Reads `bytes` as an envelope (a call, and a WebSocket frame), and
-    /// writes the response a server would answer.
+    /// writes the response a server would answer. The common call shape,
+    /// read straight from the bytes, must agree with the general reading.
     pub fn envelope(bytes: &[u8]) {
         use crate::envelope;
+        let common = envelope::parse_common_call(bytes);
         let object = match envelope::parse_json(bytes).and_then(envelope::object) {
             Ok(object) => object,
             Err(malformed) => {
+                assert!(common.is_none(), "read as a call: {malformed:?}");
                 let _ = envelope::encode_response(&Err(malformed.error), None);
                 return;
             }
@@ -133,10 +137,16 @@ pub mod __fuzz {
         let _ = envelope::parse_frame(object.clone());
         match envelope::parse_call(object) {
             Ok(call) => {
-                let _ =
-                    envelope::encode_response_text(&Ok(call.args), call.correlation_id.as_ref());
+                if let Some(common) = common {
+                    envelope::assert_same(&common, &call);
+                }
+                let _ = envelope::encode_response_text(
+                    &Ok(call.args.into_value()),
+                    call.correlation_id.as_ref(),
+                );
             }
             Err(malformed) => {
+                assert!(common.is_none(), "read as a call: {malformed:?}");
                 let _ = envelope::encode_response(
                     &Err(malformed.error),
                     malformed.correlation_id.as_ref(),
@@ -149,15 +159,36 @@ pub mod __fuzz {
     /// responses a server would answer (each request failing).
     pub fn jsonrpc(bytes: &[u8]) {
         use crate::jsonrpc::{self, Incoming};
+        // The common shape, read straight from the bytes, must agree with
+        // the general reading.
+        let common = jsonrpc::parse_common_request(bytes).map(|request| {
+            let parts = (request.id, request.method, request.args.into_value());
+            (parts, request.traceparent, request.tracestate)
+        });
         let value = match crate::envelope::parse_json(bytes) {
             Ok(value) => value,
             Err(_) => {
+                assert!(common.is_none(), "read as a request: {common:?}");
                 let _ = jsonrpc::looks_like(bytes);
                 return;
             }
         };
         if !jsonrpc::is_jsonrpc(&value) {
+            assert!(common.is_none(), "read as a request: {common:?}");
             return;
+        }
+        if let Some(common) = common {
+            match jsonrpc::parse(value.clone(), jsonrpc::MAX_BATCH) {
+                Ok(Incoming::Single(Ok(request))) => assert_eq!(
+                    common,
+                    (
+                        (request.id, request.method, request.args.into_value()),
+                        request.traceparent,
+                        request.tracestate
+                    )
+                ),
+                _ => panic!("read as a request, refused the general way: {common:?}"),
+            }
         }
         let failed = crate::RpcError::invalid_args(Vec::new());
         let answer = |request: Result<jsonrpc::Request, jsonrpc::Refused>| match request {
@@ -186,6 +217,7 @@ pub mod __fuzz {
     }
 }
 
+pub use args::Args;
 pub use call::{Call, Caller, Metadata};
 pub use context::Context;
 pub use error::{Error, FieldError, RpcError};

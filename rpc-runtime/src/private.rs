@@ -1,6 +1,7 @@
 //! The one door through which generated code reaches the runtime. Not part
 //! of the public API: nothing here is stable.
 
+pub use crate::Args;
 pub use crate::descriptor::Descriptor;
 pub use crate::procedure::BoxFuture;
 pub use crate::state::StateKey;
@@ -31,11 +32,15 @@ impl<T, E> RpcResult for Result<T, E> {
     }
 }
 
-/// Decodes args: straight from the parsed JSON into the args type, no more
-/// leniently than the schema (see `decode.rs`).
-pub fn decode_args<P: Procedure>(args: &Value) -> Result<P::Args, RpcError> {
-    crate::decode::from_args(args)
-        .map_err(|error| RpcError::new(422, format!("args could not be decoded: {error}")))
+/// Decodes args into the args type, straight from the text they arrived
+/// as (else from their value), no more leniently than the schema (see
+/// `decode.rs`).
+pub fn decode_args<P: Procedure>(args: &Args) -> Result<P::Args, RpcError> {
+    match args.text() {
+        Some(text) => crate::decode::from_str(text),
+        None => crate::decode::from_value(args),
+    }
+    .map_err(|error| RpcError::new(422, format!("args could not be decoded: {error}")))
 }
 
 /// Encodes a handler's outcome as the data of the response.

@@ -136,7 +136,9 @@ pub(crate) fn trace_from_headers(
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CallMessage {
     pub(crate) address: Address,
-    pub(crate) args: Value,
+    /// Written as the gateway received them, and kept as text for the
+    /// handler to decode.
+    pub(crate) args: crate::Args,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) identity: Option<Identity>,
     pub(crate) internal: bool,
@@ -284,7 +286,7 @@ mod tests {
     fn the_wall_clock_deadline_bounds_what_is_left() {
         let message = |timeout_ms, deadline_unix_ms| CallMessage {
             address: crate::Address::new("s", "p", "1"),
-            args: Value::Null,
+            args: Value::Null.into(),
             identity: None,
             internal: false,
             caller: crate::Caller::Client {

@@ -3,7 +3,7 @@
 
 use super::{Gateway, client_ip};
 use crate::envelope::{self, Malformed};
-use crate::jsonrpc;
+use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
 use crate::{Identity, Metadata, RpcError};
 use axum::body::{Body, Bytes};
@@ -83,32 +83,24 @@ pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request)
         let error = RpcError::new(405, "send calls as POST with a JSON envelope");
         return respond(&gateway.http, &Err(error), None);
     }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let bytes = match read_body(body, &parts.headers, &gateway.http).await {
         Ok(bytes) => bytes,
         Err(error) => return respond(&gateway.http, &Err(error), None),
     };
-    let value = match envelope::parse_json(&bytes) {
-        Ok(value) => value,
-        Err(malformed) if jsonrpc::looks_like(&bytes) => {
-            let error = jsonrpc::ErrorObject::new(jsonrpc::PARSE_ERROR, malformed.error.message());
-            let mut out = Vec::new();
-            let _ = jsonrpc::write_error(&mut out, &Value::Null, &error);
-            return jsonrpc_response(Some(out));
+    // The common shapes first, their args kept as text.
+    let envelope = match envelope::parse_common_call(&bytes) {
+        Some(envelope) => envelope,
+        None if let Some(request) = jsonrpc::parse_common_request(&bytes) => {
+            return jsonrpc_entry(&gateway, parts, peer, Incoming::Single(Ok(request))).await;
         }
-        Err(malformed) => return respond(&gateway.http, &Err(malformed.error), None),
-    };
-    if jsonrpc::is_jsonrpc(&value) {
-        return jsonrpc_entry(&gateway, parts, peer, value).await;
-    }
-    let envelope = match envelope::object(value).and_then(envelope::parse_call) {
-        Ok(envelope) => envelope,
-        Err(Malformed {
-            error,
-            correlation_id,
-        }) => {
-            return respond(&gateway.http, &Err(error), correlation_id.as_ref());
-        }
+        None => match general_request(&gateway, parts, peer, &bytes).await {
+            Ok((envelope, given_back)) => {
+                parts = given_back;
+                envelope
+            }
+            Err(response) => return response,
+        },
     };
     let metadata = Metadata {
         transport: "http".into(),
@@ -127,17 +119,50 @@ pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request)
     respond(&gateway.http, &result, envelope.correlation_id.as_ref())
 }
 
+/// Any request but the common call shape, read through a `Value`: an
+/// envelope (and the request's parts back), or the response already
+/// (malformed, or JSON-RPC).
+async fn general_request(
+    gateway: &Gateway,
+    parts: axum::http::request::Parts,
+    peer: Option<SocketAddr>,
+    bytes: &[u8],
+) -> Result<(envelope::Envelope, axum::http::request::Parts), Response> {
+    let value = match envelope::parse_json(bytes) {
+        Ok(value) => value,
+        Err(malformed) if jsonrpc::looks_like(bytes) => {
+            let error = jsonrpc::ErrorObject::new(jsonrpc::PARSE_ERROR, malformed.error.message());
+            let mut out = Vec::new();
+            let _ = jsonrpc::write_error(&mut out, &Value::Null, &error);
+            return Err(jsonrpc_response(Some(out)));
+        }
+        Err(malformed) => return Err(respond(&gateway.http, &Err(malformed.error), None)),
+    };
+    if jsonrpc::is_jsonrpc(&value) {
+        let response = match jsonrpc::parse(value, gateway.http.max_batch) {
+            Ok(incoming) => jsonrpc_entry(gateway, parts, peer, incoming).await,
+            Err(refused) => jsonrpc_response(Some(jsonrpc::write_refused(&refused))),
+        };
+        return Err(response);
+    }
+    envelope::object(value)
+        .and_then(envelope::parse_call)
+        .map(|envelope| (envelope, parts))
+        .map_err(
+            |Malformed {
+                 error,
+                 correlation_id,
+             }| respond(&gateway.http, &Err(error), correlation_id.as_ref()),
+        )
+}
+
 /// A JSON-RPC request or batch: identity from the `Authorization` header.
 async fn jsonrpc_entry(
     gateway: &Gateway,
     parts: axum::http::request::Parts,
     peer: Option<SocketAddr>,
-    value: Value,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = match jsonrpc::parse(value, gateway.http.max_batch) {
-        Ok(incoming) => incoming,
-        Err(refused) => return jsonrpc_response(Some(jsonrpc::write_refused(&refused))),
-    };
     let identity = super::authorization(&parts.headers, None).map(Identity::with_authorization);
     let metadata = Arc::new(Metadata {
         transport: "http".into(),

@@ -194,7 +194,7 @@ pub(crate) fn authorization(
 pub(crate) fn client_call(
     gateway: &Gateway,
     address: crate::Address,
-    args: serde_json::Value,
+    args: crate::Args,
     metadata: crate::Metadata,
 ) -> crate::Call {
     let metadata = Arc::new(metadata);
@@ -205,7 +205,7 @@ pub(crate) fn client_call(
 pub(crate) fn client_call_shared(
     gateway: &Gateway,
     address: crate::Address,
-    args: serde_json::Value,
+    args: crate::Args,
     metadata: &Arc<crate::Metadata>,
 ) -> crate::Call {
     let mut call = crate::Call::new(address, args);

@@ -493,7 +493,13 @@ impl Session {
         }
     }
 
-    async fn on_text(&mut self, socket: &mut WebSocket, bytes: &[u8]) -> Result<(), Stop> {
+    /// Any frame but the common call shape, read through a `Value`; `None`
+    /// once answered here (malformed, or JSON-RPC).
+    async fn general_frame(
+        &mut self,
+        socket: &mut WebSocket,
+        bytes: &[u8],
+    ) -> Result<Option<Frame>, Stop> {
         let value = match envelope::parse_json(bytes) {
             Ok(value) => value,
             Err(malformed) => {
@@ -503,25 +509,49 @@ impl Session {
                         jsonrpc::ErrorObject::new(jsonrpc::PARSE_ERROR, malformed.error.message());
                     let mut out = Vec::new();
                     let _ = jsonrpc::write_error(&mut out, &Value::Null, &error);
-                    return self.send_bytes(socket, out).await;
+                    return self.send_bytes(socket, out).await.map(|()| None);
                 }
-                return self.refuse(socket, malformed.error, None).await;
+                return self
+                    .refuse(socket, malformed.error, None)
+                    .await
+                    .map(|()| None);
             }
         };
         if jsonrpc::is_jsonrpc(&value) {
             self.jsonrpc = true;
-            return self.on_jsonrpc(socket, value).await;
+            let answered = match jsonrpc::parse(value, self.gateway.http.max_batch) {
+                Ok(incoming) => self.on_jsonrpc(socket, incoming).await,
+                Err(refused) => {
+                    self.send_bytes(socket, jsonrpc::write_refused(&refused))
+                        .await
+                }
+            };
+            return answered.map(|()| None);
         }
-        let frame = match envelope::object(value).and_then(envelope::parse_frame) {
-            Ok(frame) => frame,
+        match envelope::object(value).and_then(envelope::parse_frame) {
+            Ok(frame) => Ok(Some(frame)),
             Err(Malformed {
                 error,
                 correlation_id,
-            }) => {
-                return self
-                    .answer(socket, &Err(error), correlation_id.as_ref())
-                    .await;
+            }) => self
+                .answer(socket, &Err(error), correlation_id.as_ref())
+                .await
+                .map(|()| None),
+        }
+    }
+
+    async fn on_text(&mut self, socket: &mut WebSocket, bytes: &[u8]) -> Result<(), Stop> {
+        // The common shapes first, their args kept as text.
+        let frame = match envelope::parse_common_call(bytes) {
+            Some(envelope) => Frame::Call(envelope),
+            None if let Some(request) = jsonrpc::parse_common_request(bytes) => {
+                self.jsonrpc = true;
+                return self.on_jsonrpc(socket, Incoming::Single(Ok(request))).await;
             }
+            None => match self.general_frame(socket, bytes).await? {
+                Some(frame) => frame,
+                None => return Ok(()),
+            },
         };
         match frame {
             Frame::SetIdentity {
@@ -626,19 +656,11 @@ impl Session {
     /// its calls; `rpc.setIdentity` and `rpc.clientMessage` (on their own,
     /// not in a batch) do what the envelope's identity and client message
     /// frames do.
-    async fn on_jsonrpc(&mut self, socket: &mut WebSocket, value: Value) -> Result<(), Stop> {
-        let incoming = match jsonrpc::parse(value, self.gateway.http.max_batch) {
-            Ok(incoming) => incoming,
-            Err(refused) => {
-                return self
-                    .send_bytes(socket, jsonrpc::write_refused(&refused))
-                    .await;
-            }
-        };
+    async fn on_jsonrpc(&mut self, socket: &mut WebSocket, incoming: Incoming) -> Result<(), Stop> {
         let incoming = match incoming {
             Incoming::Single(Ok(request)) if request.method == jsonrpc::SET_IDENTITY => {
                 let identity = match serde_json::from_value::<Identity>(jsonrpc::message_param(
-                    request.args,
+                    request.args.into_value(),
                 )) {
                     Ok(identity) => identity,
                     Err(error) => {
@@ -661,7 +683,7 @@ impl Session {
                 return answered;
             }
             Incoming::Single(Ok(request)) if request.method == jsonrpc::CLIENT_MESSAGE => {
-                self.client_message(jsonrpc::message_param(request.args));
+                self.client_message(jsonrpc::message_param(request.args.into_value()));
                 return self
                     .jsonrpc_answer(socket, request.id, &Ok(Value::Null))
                     .await;

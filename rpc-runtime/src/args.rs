@@ -1,0 +1,247 @@
+//! A call's args: the JSON text as it arrived, parsed into a
+//! [`serde_json::Value`] only when something reads them as one (a
+//! middleware, the schema validator, a log), and decoded into the
+//! procedure's args type straight from the text otherwise.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
+
+/// The args of a [`Call`](crate::Call): reads as a [`Value`] (it
+/// dereferences to one), and keeps the text it arrived as, so that a
+/// procedure decodes its typed args without building the `Value` first.
+///
+/// ```
+/// use rpc_runtime::Args;
+/// use serde_json::json;
+///
+/// let mut args = Args::from(json!({"a": 1}));
+/// assert_eq!(args["a"], 1);
+/// args["b"] = json!(2);
+/// assert_eq!(*args, json!({"a": 1, "b": 2}));
+/// ```
+pub struct Args {
+    /// The text as it arrived; gone once the value is changed.
+    text: Option<Box<RawValue>>,
+    /// The value: given, or parsed from the text on first read.
+    value: OnceLock<Value>,
+}
+
+/// How deep the text may nest for it to be kept: parsing it later must not
+/// meet serde_json's recursion limit (128) when the text was only skimmed.
+const MAX_TEXT_DEPTH: usize = 100;
+
+impl Args {
+    /// Args from their JSON text, as a transport read them. Text that nests
+    /// deeper than a `Value` may is parsed now, and refused.
+    pub(crate) fn from_text(text: Box<RawValue>) -> serde_json::Result<Args> {
+        if nests_within(text.get().as_bytes(), MAX_TEXT_DEPTH) {
+            Ok(Args {
+                text: Some(text),
+                value: OnceLock::new(),
+            })
+        } else {
+            serde_json::from_str::<Value>(text.get()).map(Args::from)
+        }
+    }
+
+    /// The JSON text they arrived as, while the value is unchanged.
+    pub(crate) fn text(&self) -> Option<&str> {
+        self.text.as_deref().map(RawValue::get)
+    }
+
+    /// The args as a value, parsed if they were text.
+    pub fn into_value(mut self) -> Value {
+        self.value
+            .take()
+            .unwrap_or_else(|| parse(self.text.as_deref()))
+    }
+}
+
+/// Text checked by [`Args::from_text`] parses; `Null` stands in for the
+/// impossible failure.
+fn parse(text: Option<&RawValue>) -> Value {
+    text.and_then(|text| serde_json::from_str(text.get()).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Whether arrays and objects in JSON text nest at most `limit` deep
+/// (brackets inside strings do not count).
+pub(crate) fn nests_within(text: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+impl From<Value> for Args {
+    fn from(value: Value) -> Self {
+        Args {
+            text: None,
+            value: OnceLock::from(value),
+        }
+    }
+}
+
+impl From<Args> for Value {
+    fn from(args: Args) -> Value {
+        args.into_value()
+    }
+}
+
+/// An empty object: the args of an envelope that has none.
+impl Default for Args {
+    fn default() -> Self {
+        Args::from(Value::Object(serde_json::Map::new()))
+    }
+}
+
+impl Deref for Args {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.value.get_or_init(|| parse(self.text.as_deref()))
+    }
+}
+
+/// Changing the value forgets the text.
+impl DerefMut for Args {
+    fn deref_mut(&mut self) -> &mut Value {
+        if self.value.get().is_none() {
+            let _ = self.value.set(parse(self.text.as_deref()));
+        }
+        self.text = None;
+        self.value.get_mut().expect("set above")
+    }
+}
+
+impl Clone for Args {
+    fn clone(&self) -> Self {
+        Args {
+            text: self.text.clone(),
+            value: self.value.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Args {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.value.get(), self.text()) {
+            (Some(value), _) => fmt::Debug::fmt(value, f),
+            (None, Some(text)) => f.write_str(text),
+            (None, None) => f.write_str("null"),
+        }
+    }
+}
+
+impl PartialEq for Args {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<Value> for Args {
+    fn eq(&self, other: &Value) -> bool {
+        **self == *other
+    }
+}
+
+/// The text as it arrived, else the value.
+impl Serialize for Args {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (&self.text, self.value.get()) {
+            (Some(text), _) => text.serialize(serializer),
+            (None, Some(value)) => value.serialize(serializer),
+            (None, None) => serializer.serialize_unit(),
+        }
+    }
+}
+
+/// Kept as text (from serde_json's own deserializers).
+impl<'de> Deserialize<'de> for Args {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Box::<RawValue>::deserialize(deserializer)?;
+        Args::from_text(text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn text(json: &str) -> Args {
+        Args::from_text(RawValue::from_string(json.into()).expect("json")).expect("args")
+    }
+
+    #[test]
+    fn reads_as_a_value_and_keeps_the_text_until_changed() {
+        let mut args = text(r#"{"a": [1, {"b": "]"}]}"#);
+        assert_eq!(args.text(), Some(r#"{"a": [1, {"b": "]"}]}"#));
+        assert_eq!(args["a"][1]["b"], "]");
+        assert!(args.text().is_some(), "reading keeps the text");
+        assert_eq!(
+            serde_json::to_string(&args).expect("json"),
+            r#"{"a": [1, {"b": "]"}]}"#
+        );
+        args["c"] = json!(true);
+        assert_eq!(args.text(), None, "changing forgets it");
+        assert_eq!(
+            serde_json::to_string(&args).expect("json"),
+            r#"{"a":[1,{"b":"]"}],"c":true}"#
+        );
+        assert_eq!(args.clone().into_value(), *args);
+    }
+
+    #[test]
+    fn text_nesting_deeper_than_a_value_may_is_refused() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let raw = RawValue::from_string(deep).expect("skimmed without a limit");
+        assert!(Args::from_text(raw).is_err());
+        let kept = format!(
+            "{}{}",
+            "[".repeat(MAX_TEXT_DEPTH),
+            "]".repeat(MAX_TEXT_DEPTH)
+        );
+        let kept = text(&kept);
+        assert!(kept.text().is_some());
+        assert!(kept.is_array());
+        // Brackets in strings, escaped quotes included, do not nest.
+        assert!(nests_within(br#"["\"[[[[", "{{{{"]"#, 1));
+        assert!(!nests_within(br#"[["\\"]]"#, 1));
+    }
+
+    #[test]
+    fn deserializes_as_text() {
+        #[derive(Deserialize)]
+        struct Message {
+            args: Args,
+        }
+        let message: Message = serde_json::from_str(r#"{"args": {"x": 1}}"#).expect("parses");
+        assert_eq!(message.args.text(), Some(r#"{"x": 1}"#));
+        assert_eq!(message.args, json!({"x": 1}));
+    }
+}
