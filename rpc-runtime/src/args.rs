@@ -3,6 +3,7 @@
 //! middleware, the schema validator, a log), and decoded into the
 //! procedure's args type straight from the text otherwise.
 
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -24,8 +25,9 @@ use std::sync::OnceLock;
 /// assert_eq!(*args, json!({"a": 1, "b": 2}));
 /// ```
 pub struct Args {
-    /// The text as it arrived; gone once the value is changed.
-    text: Option<Box<RawValue>>,
+    /// The JSON text as it arrived (a slice of the request's own buffer,
+    /// not a copy); gone once the value is changed.
+    text: Option<Bytes>,
     /// The value: given, or parsed from the text on first read.
     value: OnceLock<Value>,
 }
@@ -35,22 +37,40 @@ pub struct Args {
 const MAX_TEXT_DEPTH: usize = 100;
 
 impl Args {
-    /// Args from their JSON text, as a transport read them. Text that nests
-    /// deeper than a `Value` may is parsed now, and refused.
+    /// Args from JSON text that `buffer` holds (so that they share it).
+    /// Text that nests deeper than a `Value` may is parsed now, and refused.
+    pub(crate) fn from_json_in(buffer: &Bytes, json: &RawValue) -> serde_json::Result<Args> {
+        let text = json.get().as_bytes();
+        let start = (text.as_ptr() as usize).wrapping_sub(buffer.as_ptr() as usize);
+        let shared = match buffer.get(start..start.wrapping_add(text.len())) {
+            Some(within) if within.as_ptr() == text.as_ptr() => {
+                buffer.slice(start..start + text.len())
+            }
+            _ => Bytes::copy_from_slice(text),
+        };
+        Args::from_bytes(shared)
+    }
+
+    /// Args from JSON text of their own (a broker message's).
     pub(crate) fn from_text(text: Box<RawValue>) -> serde_json::Result<Args> {
-        if nests_within(text.get().as_bytes(), MAX_TEXT_DEPTH) {
+        Args::from_bytes(Bytes::from(Box::<str>::from(text).into_boxed_bytes()))
+    }
+
+    /// `text` is valid JSON.
+    fn from_bytes(text: Bytes) -> serde_json::Result<Args> {
+        if nests_within(&text, MAX_TEXT_DEPTH) {
             Ok(Args {
                 text: Some(text),
                 value: OnceLock::new(),
             })
         } else {
-            serde_json::from_str::<Value>(text.get()).map(Args::from)
+            serde_json::from_slice::<Value>(&text).map(Args::from)
         }
     }
 
     /// The JSON text they arrived as, while the value is unchanged.
-    pub(crate) fn text(&self) -> Option<&str> {
-        self.text.as_deref().map(RawValue::get)
+    pub(crate) fn text(&self) -> Option<&[u8]> {
+        self.text.as_deref()
     }
 
     /// The args as a value, parsed if they were text.
@@ -61,16 +81,21 @@ impl Args {
     }
 }
 
-/// Text checked by [`Args::from_text`] parses; `Null` stands in for the
+/// Text checked by [`Args::from_bytes`] parses; `Null` stands in for the
 /// impossible failure.
-fn parse(text: Option<&RawValue>) -> Value {
-    text.and_then(|text| serde_json::from_str(text.get()).ok())
+fn parse(text: Option<&[u8]>) -> Value {
+    text.and_then(|text| serde_json::from_slice(text).ok())
         .unwrap_or(Value::Null)
 }
 
 /// Whether arrays and objects in JSON text nest at most `limit` deep
-/// (brackets inside strings do not count).
+/// (brackets inside strings do not count). Text with no more opening
+/// brackets than that is let through without reading it byte by byte.
 pub(crate) fn nests_within(text: &[u8], limit: usize) -> bool {
+    let openings = text.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if openings <= limit {
+        return true;
+    }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &byte in text {
         if in_string {
@@ -123,7 +148,7 @@ impl Deref for Args {
     type Target = Value;
 
     fn deref(&self) -> &Value {
-        self.value.get_or_init(|| parse(self.text.as_deref()))
+        self.value.get_or_init(|| parse(self.text()))
     }
 }
 
@@ -131,7 +156,7 @@ impl Deref for Args {
 impl DerefMut for Args {
     fn deref_mut(&mut self) -> &mut Value {
         if self.value.get().is_none() {
-            let _ = self.value.set(parse(self.text.as_deref()));
+            let _ = self.value.set(parse(self.text()));
         }
         self.text = None;
         self.value.get_mut().expect("set above")
@@ -151,7 +176,7 @@ impl fmt::Debug for Args {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.value.get(), self.text()) {
             (Some(value), _) => fmt::Debug::fmt(value, f),
-            (None, Some(text)) => f.write_str(text),
+            (None, Some(text)) => f.write_str(&String::from_utf8_lossy(text)),
             (None, None) => f.write_str("null"),
         }
     }
@@ -172,10 +197,13 @@ impl PartialEq<Value> for Args {
 /// The text as it arrived, else the value.
 impl Serialize for Args {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match (&self.text, self.value.get()) {
-            (Some(text), _) => text.serialize(serializer),
-            (None, Some(value)) => value.serialize(serializer),
-            (None, None) => serializer.serialize_unit(),
+        let text = self
+            .text()
+            .and_then(|text| std::str::from_utf8(text).ok())
+            .and_then(|text| serde_json::from_str::<&RawValue>(text).ok());
+        match text {
+            Some(text) => text.serialize(serializer),
+            None => (**self).serialize(serializer),
         }
     }
 }
@@ -198,9 +226,23 @@ mod tests {
     }
 
     #[test]
+    fn shares_the_buffer_the_text_is_in() {
+        let buffer = Bytes::from_static(br#"{"args": {"x": [1]}}"#);
+        let json: &RawValue =
+            serde_json::from_slice::<std::collections::HashMap<&str, &RawValue>>(&buffer)
+                .expect("json")["args"];
+        let args = Args::from_json_in(&buffer, json).expect("args");
+        assert_eq!(args.text(), Some(&br#"{"x": [1]}"#[..]));
+        assert_eq!(args.text().map(<[u8]>::as_ptr), Some(buffer[9..].as_ptr()));
+        // Text from elsewhere is copied.
+        let other = Args::from_json_in(&Bytes::from_static(b"{}"), json).expect("args");
+        assert_eq!(other, args);
+    }
+
+    #[test]
     fn reads_as_a_value_and_keeps_the_text_until_changed() {
         let mut args = text(r#"{"a": [1, {"b": "]"}]}"#);
-        assert_eq!(args.text(), Some(r#"{"a": [1, {"b": "]"}]}"#));
+        assert_eq!(args.text(), Some(&br#"{"a": [1, {"b": "]"}]}"#[..]));
         assert_eq!(args["a"][1]["b"], "]");
         assert!(args.text().is_some(), "reading keeps the text");
         assert_eq!(
@@ -241,7 +283,7 @@ mod tests {
             args: Args,
         }
         let message: Message = serde_json::from_str(r#"{"args": {"x": 1}}"#).expect("parses");
-        assert_eq!(message.args.text(), Some(r#"{"x": 1}"#));
+        assert_eq!(message.args.text(), Some(&br#"{"x": 1}"#[..]));
         assert_eq!(message.args, json!({"x": 1}));
     }
 }

@@ -80,9 +80,8 @@ pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, Malformed> {
 /// args stay text, for the procedure to decode into its type. Anything else
 /// is `None`, for [`parse_json`] and [`parse_call`] (or [`parse_frame`]) to
 /// read, and answer when malformed, exactly as before.
-pub(crate) fn parse_common_call(bytes: &[u8]) -> Option<Envelope> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let call: Common<'_> = crate::decode::from_str(text).ok()?;
+pub(crate) fn parse_common_call(bytes: &bytes::Bytes) -> Option<Envelope> {
+    let call: Common<'_> = crate::decode::from_slice(bytes).ok()?;
     if call.jsonrpc.is_some() || (call.args.is_none() && call.params.is_some()) {
         return None;
     }
@@ -93,7 +92,7 @@ pub(crate) fn parse_common_call(bytes: &[u8]) -> Option<Envelope> {
         Some(_) => return None,
     };
     let args = match call.args {
-        Some(args) => Args::from_text(args.to_owned()).ok()?,
+        Some(args) => Args::from_json_in(bytes, args).ok()?,
         None => Args::default(),
     };
     Some(Envelope {
@@ -477,7 +476,7 @@ mod tests {
             (r#"{"procedure":"p""#, false),
         ];
         for (text, common) in cases {
-            let read = parse_common_call(text.as_bytes());
+            let read = parse_common_call(&bytes::Bytes::from_static(text.as_bytes()));
             assert_eq!(read.is_some(), *common, "{text}");
             let general = parse_json(text.as_bytes())
                 .and_then(super::object)
@@ -496,11 +495,13 @@ mod tests {
                 "]".repeat(depth)
             )
         };
-        let deep = parse_common_call(nested(120).as_bytes()).expect("read");
+        let common = |text: String| parse_common_call(&bytes::Bytes::from(text));
+        let deep = common(nested(120)).expect("read");
         assert!(deep.args.text().is_none() && deep.args.is_array());
-        assert!(parse_common_call(nested(200).as_bytes()).is_none());
+        assert!(common(nested(200)).is_none());
         assert!(parse_json(nested(200).as_bytes()).is_err());
-        assert!(parse_common_call(b"{\"procedure\":\"p\",\"args\":\"\xff\"}").is_none());
+        let invalid = bytes::Bytes::from_static(b"{\"procedure\":\"p\",\"args\":\"\xff\"}");
+        assert!(parse_common_call(&invalid).is_none());
     }
 
     #[test]

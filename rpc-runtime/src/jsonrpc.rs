@@ -189,9 +189,8 @@ pub(crate) fn parse_request(value: Value) -> Result<Request, Refused> {
 /// notification; no key twice) straight from the bytes: the params stay
 /// text, for the procedure to decode into its args type. Anything else is
 /// `None`, for [`parse`] to read (and refuse) exactly as before.
-pub(crate) fn parse_common_request(bytes: &[u8]) -> Option<Request> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let request: Common<'_> = crate::decode::from_str(text).ok()?;
+pub(crate) fn parse_common_request(bytes: &bytes::Bytes) -> Option<Request> {
+    let request: Common<'_> = crate::decode::from_slice(bytes).ok()?;
     if request.jsonrpc.as_deref() != Some("2.0") {
         return None;
     }
@@ -204,7 +203,7 @@ pub(crate) fn parse_common_request(bytes: &[u8]) -> Option<Request> {
     };
     let args = match request.params {
         None => Args::default(),
-        Some(params) if params.get().starts_with('{') => Args::from_text(params.to_owned()).ok()?,
+        Some(params) if params.get().starts_with('{') => Args::from_json_in(bytes, params).ok()?,
         Some(_) => return None,
     };
     Some(Request {
@@ -470,7 +469,7 @@ mod tests {
             (r#"{"procedure":"p"}"#, false),
         ];
         for (text, common) in cases {
-            let read = parse_common_request(text.as_bytes());
+            let read = parse_common_request(&bytes::Bytes::from_static(text.as_bytes()));
             assert_eq!(read.is_some(), *common, "{text}");
             if let Some(read) = read {
                 let value = serde_json::from_str(text).expect("json");

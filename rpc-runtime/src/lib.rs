@@ -125,7 +125,7 @@ pub mod __fuzz {
     /// read straight from the bytes, must agree with the general reading.
     pub fn envelope(bytes: &[u8]) {
         use crate::envelope;
-        let common = envelope::parse_common_call(bytes);
+        let common = envelope::parse_common_call(&bytes::Bytes::copy_from_slice(bytes));
         let object = match envelope::parse_json(bytes).and_then(envelope::object) {
             Ok(object) => object,
             Err(malformed) => {
@@ -161,10 +161,11 @@ pub mod __fuzz {
         use crate::jsonrpc::{self, Incoming};
         // The common shape, read straight from the bytes, must agree with
         // the general reading.
-        let common = jsonrpc::parse_common_request(bytes).map(|request| {
-            let parts = (request.id, request.method, request.args.into_value());
-            (parts, request.traceparent, request.tracestate)
-        });
+        let common =
+            jsonrpc::parse_common_request(&bytes::Bytes::copy_from_slice(bytes)).map(|request| {
+                let parts = (request.id, request.method, request.args.into_value());
+                (parts, request.traceparent, request.tracestate)
+            });
         let value = match crate::envelope::parse_json(bytes) {
             Ok(value) => value,
             Err(_) => {

@@ -16,6 +16,7 @@ use crate::hub::mesh::{MeshEvent, MeshEventKind};
 use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
 use crate::{Identity, Metadata, RpcError, ServerHandle};
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::{StatusCode, header};
@@ -474,7 +475,7 @@ impl Session {
                 if let Some(unfinished) = &mut self.unfinished {
                     unfinished.message();
                 }
-                self.on_text(socket, text.as_bytes()).await
+                self.on_text(socket, text.into()).await
             }
             Some(Ok(Message::Binary(_))) => {
                 if let Some(unfinished) = &mut self.unfinished {
@@ -540,15 +541,15 @@ impl Session {
         }
     }
 
-    async fn on_text(&mut self, socket: &mut WebSocket, bytes: &[u8]) -> Result<(), Stop> {
+    async fn on_text(&mut self, socket: &mut WebSocket, bytes: Bytes) -> Result<(), Stop> {
         // The common shapes first, their args kept as text.
-        let frame = match envelope::parse_common_call(bytes) {
+        let frame = match envelope::parse_common_call(&bytes) {
             Some(envelope) => Frame::Call(envelope),
-            None if let Some(request) = jsonrpc::parse_common_request(bytes) => {
+            None if let Some(request) = jsonrpc::parse_common_request(&bytes) => {
                 self.jsonrpc = true;
                 return self.on_jsonrpc(socket, Incoming::Single(Ok(request))).await;
             }
-            None => match self.general_frame(socket, bytes).await? {
+            None => match self.general_frame(socket, &bytes).await? {
                 Some(frame) => frame,
                 None => return Ok(()),
             },
