@@ -33,13 +33,16 @@ pub struct Args {
 }
 
 /// How deep the text may nest for it to be kept: parsing it later must not
-/// meet serde_json's recursion limit (128) when the text was only skimmed.
-const MAX_TEXT_DEPTH: usize = 100;
+/// meet serde_json's recursion limit (128) when the text was only skimmed,
+/// nor take args the envelope's own limit (the same 128, its own level
+/// included) would refuse.
+const MAX_TEXT_DEPTH: usize = 126;
 
 impl Args {
-    /// Args from JSON text that `buffer` holds (so that they share it).
-    /// Text that nests deeper than a `Value` may is parsed now, and refused.
-    pub(crate) fn from_json_in(buffer: &Bytes, json: &RawValue) -> serde_json::Result<Args> {
+    /// Args from JSON text that `buffer` holds (so that they share it);
+    /// `None` for text that nests deeper than kept text may (the transport
+    /// reads such a request the general way, which has its own limit).
+    pub(crate) fn from_json_in(buffer: &Bytes, json: &RawValue) -> Option<Args> {
         let text = json.get().as_bytes();
         let start = (text.as_ptr() as usize).wrapping_sub(buffer.as_ptr() as usize);
         let shared = match buffer.get(start..start.wrapping_add(text.len())) {
@@ -48,43 +51,45 @@ impl Args {
             }
             _ => Bytes::copy_from_slice(text),
         };
-        Args::from_bytes(shared)
+        nests_within(&shared, MAX_TEXT_DEPTH).then(|| Args::kept(shared))
     }
 
-    /// Args from JSON text of their own (a broker message's).
+    /// Args from JSON text of their own (a broker message's). Text that
+    /// nests deeper than kept text may is parsed now, or refused.
     pub(crate) fn from_text(text: Box<RawValue>) -> serde_json::Result<Args> {
-        Args::from_bytes(Bytes::from(Box::<str>::from(text).into_boxed_bytes()))
-    }
-
-    /// `text` is valid JSON.
-    fn from_bytes(text: Bytes) -> serde_json::Result<Args> {
+        let text = Bytes::from(Box::<str>::from(text).into_boxed_bytes());
         if nests_within(&text, MAX_TEXT_DEPTH) {
-            Ok(Args {
-                text: Some(text),
-                value: OnceLock::new(),
-            })
+            Ok(Args::kept(text))
         } else {
             serde_json::from_slice::<Value>(&text).map(Args::from)
         }
     }
 
+    /// `text` is valid JSON, nested no deeper than [`MAX_TEXT_DEPTH`].
+    fn kept(text: Bytes) -> Args {
+        Args {
+            text: Some(text),
+            value: OnceLock::new(),
+        }
+    }
+
     /// The JSON text they arrived as, while the value is unchanged.
-    pub(crate) fn text(&self) -> Option<&[u8]> {
-        self.text.as_deref()
+    pub(crate) fn text(&self) -> Option<&str> {
+        // Checked whole (faster than string by string as serde_json's
+        // slice reader would).
+        std::str::from_utf8(self.text.as_deref()?).ok()
     }
 
     /// The args as a value, parsed if they were text.
     pub fn into_value(mut self) -> Value {
-        self.value
-            .take()
-            .unwrap_or_else(|| parse(self.text.as_deref()))
+        self.value.take().unwrap_or_else(|| parse(self.text()))
     }
 }
 
-/// Text checked by [`Args::from_bytes`] parses; `Null` stands in for the
+/// Text kept by [`Args::kept`] parses; `Null` stands in for the
 /// impossible failure.
-fn parse(text: Option<&[u8]>) -> Value {
-    text.and_then(|text| serde_json::from_slice(text).ok())
+fn parse(text: Option<&str>) -> Value {
+    text.and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or(Value::Null)
 }
 
@@ -92,8 +97,11 @@ fn parse(text: Option<&[u8]>) -> Value {
 /// (brackets inside strings do not count). Text with no more opening
 /// brackets than that is let through without reading it byte by byte.
 pub(crate) fn nests_within(text: &[u8], limit: usize) -> bool {
-    let openings = text.iter().filter(|&&b| b == b'[' || b == b'{').count();
-    if openings <= limit {
+    if memchr::memchr2_iter(b'[', b'{', text)
+        .take(limit + 1)
+        .count()
+        <= limit
+    {
         return true;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
@@ -176,7 +184,7 @@ impl fmt::Debug for Args {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.value.get(), self.text()) {
             (Some(value), _) => fmt::Debug::fmt(value, f),
-            (None, Some(text)) => f.write_str(&String::from_utf8_lossy(text)),
+            (None, Some(text)) => f.write_str(text),
             (None, None) => f.write_str("null"),
         }
     }
@@ -199,7 +207,6 @@ impl Serialize for Args {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let text = self
             .text()
-            .and_then(|text| std::str::from_utf8(text).ok())
             .and_then(|text| serde_json::from_str::<&RawValue>(text).ok());
         match text {
             Some(text) => text.serialize(serializer),
@@ -231,18 +238,18 @@ mod tests {
         let json: &RawValue =
             serde_json::from_slice::<std::collections::HashMap<&str, &RawValue>>(&buffer)
                 .expect("json")["args"];
-        let args = Args::from_json_in(&buffer, json).expect("args");
-        assert_eq!(args.text(), Some(&br#"{"x": [1]}"#[..]));
-        assert_eq!(args.text().map(<[u8]>::as_ptr), Some(buffer[9..].as_ptr()));
+        let args = Args::from_json_in(&buffer, json).expect("kept");
+        assert_eq!(args.text(), Some(r#"{"x": [1]}"#));
+        assert_eq!(args.text().map(str::as_ptr), Some(buffer[9..].as_ptr()));
         // Text from elsewhere is copied.
-        let other = Args::from_json_in(&Bytes::from_static(b"{}"), json).expect("args");
+        let other = Args::from_json_in(&Bytes::from_static(b"{}"), json).expect("kept");
         assert_eq!(other, args);
     }
 
     #[test]
     fn reads_as_a_value_and_keeps_the_text_until_changed() {
         let mut args = text(r#"{"a": [1, {"b": "]"}]}"#);
-        assert_eq!(args.text(), Some(&br#"{"a": [1, {"b": "]"}]}"#[..]));
+        assert_eq!(args.text(), Some(r#"{"a": [1, {"b": "]"}]}"#));
         assert_eq!(args["a"][1]["b"], "]");
         assert!(args.text().is_some(), "reading keeps the text");
         assert_eq!(
@@ -283,7 +290,7 @@ mod tests {
             args: Args,
         }
         let message: Message = serde_json::from_str(r#"{"args": {"x": 1}}"#).expect("parses");
-        assert_eq!(message.args.text(), Some(&br#"{"x": 1}"#[..]));
+        assert_eq!(message.args.text(), Some(r#"{"x": 1}"#));
         assert_eq!(message.args, json!({"x": 1}));
     }
 }

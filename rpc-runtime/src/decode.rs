@@ -15,10 +15,9 @@ use serde::de::{
 };
 use std::fmt;
 
-/// Decodes a `T` from JSON text in bytes (strings are checked to be UTF-8
-/// as they are read).
-pub(crate) fn from_slice<'a, T: serde::Deserialize<'a>>(text: &'a [u8]) -> serde_json::Result<T> {
-    let mut json = serde_json::Deserializer::from_slice(text);
+/// Decodes a `T` from JSON text.
+pub(crate) fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
+    let mut json = serde_json::Deserializer::from_str(text);
     let value = T::deserialize(Strict(&mut json))?;
     json.end()?;
     Ok(value)
@@ -318,7 +317,7 @@ mod tests {
     /// Both ways in: the text, and the parsed value.
     fn strict(args: &Value) -> [serde_json::Result<Outer>; 2] {
         let text = args.to_string();
-        [from_slice(text.as_bytes()), from_value(args)]
+        [from_str(&text), from_value(args)]
     }
 
     #[test]
@@ -380,6 +379,6 @@ mod tests {
                 );
             }
         }
-        assert!(from_slice::<u8>(b"1 2").is_err(), "trailing characters");
+        assert!(from_str::<u8>("1 2").is_err(), "trailing characters");
     }
 }

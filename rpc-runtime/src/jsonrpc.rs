@@ -190,7 +190,8 @@ pub(crate) fn parse_request(value: Value) -> Result<Request, Refused> {
 /// text, for the procedure to decode into its args type. Anything else is
 /// `None`, for [`parse`] to read (and refuse) exactly as before.
 pub(crate) fn parse_common_request(bytes: &bytes::Bytes) -> Option<Request> {
-    let request: Common<'_> = crate::decode::from_slice(bytes).ok()?;
+    let text = std::str::from_utf8(bytes).ok()?;
+    let request: Common<'_> = crate::decode::from_str(text).ok()?;
     if request.jsonrpc.as_deref() != Some("2.0") {
         return None;
     }
@@ -203,7 +204,7 @@ pub(crate) fn parse_common_request(bytes: &bytes::Bytes) -> Option<Request> {
     };
     let args = match request.params {
         None => Args::default(),
-        Some(params) if params.get().starts_with('{') => Args::from_json_in(bytes, params).ok()?,
+        Some(params) if params.get().starts_with('{') => Args::from_json_in(bytes, params)?,
         Some(_) => return None,
     };
     Some(Request {

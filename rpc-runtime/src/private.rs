@@ -37,7 +37,7 @@ impl<T, E> RpcResult for Result<T, E> {
 /// `decode.rs`).
 pub fn decode_args<P: Procedure>(args: &Args) -> Result<P::Args, RpcError> {
     match args.text() {
-        Some(text) => crate::decode::from_slice(text),
+        Some(text) => crate::decode::from_str(text),
         None => crate::decode::from_value(args),
     }
     .map_err(|error| RpcError::new(422, format!("args could not be decoded: {error}")))
