@@ -40,6 +40,7 @@ struct Wrap<V> {
 }
 
 impl<V> Wrap<V> {
+    #[inline]
     fn any(visitor: V) -> Self {
         Wrap {
             visitor,
@@ -50,6 +51,7 @@ impl<V> Wrap<V> {
 
 macro_rules! forward_deserialize {
     ($($method:ident($($arg:ident: $ty:ty),*))*) => {$(
+        #[inline]
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
             self.0.$method($($arg,)* Wrap::any(visitor))
         }
@@ -74,6 +76,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
     }
 
     /// Only from an object: never from an array of the fields.
+    #[inline]
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -87,6 +90,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         self.0.deserialize_struct(name, fields, visitor)
     }
 
+    #[inline]
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -96,6 +100,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         self.0.deserialize_enum(name, variants, Wrap::any(visitor))
     }
 
+    #[inline]
     fn is_human_readable(&self) -> bool {
         self.0.is_human_readable()
     }
@@ -103,6 +108,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
 
 macro_rules! forward_visit {
     ($($method:ident($ty:ty))*) => {$(
+        #[inline]
         fn $method<E: de::Error>(self, value: $ty) -> Result<V::Value, E> {
             self.visitor.$method(value)
         }
@@ -112,6 +118,7 @@ macro_rules! forward_visit {
 impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
     type Value = V::Value;
 
+    #[inline]
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         self.visitor.expecting(formatter)
     }
@@ -124,22 +131,27 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         visit_bytes(&[u8]) visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
     }
 
+    #[inline]
     fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
         self.visitor.visit_none()
     }
 
+    #[inline]
     fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
         self.visitor.visit_unit()
     }
 
+    #[inline]
     fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<V::Value, D::Error> {
         self.visitor.visit_some(Strict(inner))
     }
 
+    #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, inner: D) -> Result<V::Value, D::Error> {
         self.visitor.visit_newtype_struct(Strict(inner))
     }
 
+    #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
         if self.object_only {
             return Err(de::Error::invalid_type(Unexpected::Seq, &self));
@@ -147,10 +159,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
         self.visitor.visit_seq(Strict(seq))
     }
 
+    #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
         self.visitor.visit_map(Strict(map))
     }
 
+    #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
         self.visitor.visit_enum(Strict(data))
     }
@@ -162,6 +176,7 @@ struct Seed<S>(S);
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<S> {
     type Value = S::Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
         self.0.deserialize(Strict(deserializer))
     }
@@ -170,6 +185,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<S> {
 impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Strict<A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -177,6 +193,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Strict<A> {
         self.0.next_element_seed(Seed(seed))
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.0.size_hint()
     }
@@ -187,6 +204,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Strict<A> {
 
     /// Keys are strings (or numbers and booleans in their text): nothing
     /// a schema could refuse that serde takes.
+    #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
@@ -194,10 +212,12 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Strict<A> {
         self.0.next_key_seed(seed)
     }
 
+    #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
         self.0.next_value_seed(Seed(seed))
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.0.size_hint()
     }
@@ -207,6 +227,7 @@ impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Strict<A> {
     type Error = A::Error;
     type Variant = Strict<A::Variant>;
 
+    #[inline]
     fn variant_seed<T: DeserializeSeed<'de>>(
         self,
         seed: T,
@@ -225,6 +246,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Strict<A> {
     /// written as its name has no value at all: asking for a newtype
     /// variant's value tells them apart (the probe is handed the value of
     /// the first, and nothing for the second, which refuses).
+    #[inline]
     fn unit_variant(self) -> Result<(), A::Error> {
         let mut handed = false;
         match self.0.newtype_variant_seed(Probe(&mut handed)) {
@@ -236,14 +258,17 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Strict<A> {
         }
     }
 
+    #[inline]
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
         self.0.newtype_variant_seed(Seed(seed))
     }
 
+    #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
         self.0.tuple_variant(len, Wrap::any(visitor))
     }
 
+    #[inline]
     fn struct_variant<V: Visitor<'de>>(
         self,
         fields: &'static [&'static str],
@@ -263,6 +288,7 @@ struct Probe<'a>(&'a mut bool);
 impl<'de> DeserializeSeed<'de> for Probe<'_> {
     type Value = ();
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, _deserializer: D) -> Result<(), D::Error> {
         *self.0 = true;
         Err(de::Error::custom("a unit variant has no value"))
