@@ -270,15 +270,12 @@ async fn an_unfinished_websocket_message_is_closed_whatever_pings_arrive() {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-    let server = Server::builder()
-        .http("127.0.0.1:0")
-        .ws_keep_alive(Duration::from_millis(300), Duration::from_secs(30))
-        .ws_message_timeout(Duration::from_secs(1))
-        .build()
-        .expect("builds")
-        .start()
-        .await
-        .expect("starts");
+    let server = rpc_tests::start(
+        Server::builder()
+            .ws_keep_alive(Duration::from_millis(300), Duration::from_secs(30))
+            .ws_message_timeout(Duration::from_secs(1)),
+    )
+    .await;
     let addr = server.http_addr().expect("http");
     let (mut honest_sink, mut honest) = rpc_tests::raw::connect(addr).await.split();
     let (mut sink, mut stream) = rpc_tests::raw::connect(addr).await.split();
@@ -348,13 +345,7 @@ async fn an_unfinished_websocket_message_is_closed_whatever_pings_arrive() {
 
 #[tokio::test]
 async fn requests_that_are_not_http_get_envelope_answers() {
-    let server = Server::builder()
-        .http("127.0.0.1:0")
-        .build()
-        .expect("builds")
-        .start()
-        .await
-        .expect("starts");
+    let server = rpc_tests::start(Server::builder()).await;
     let addr = server.http_addr().expect("http");
     let long_target = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(100_000));
     let large_fields = format!(

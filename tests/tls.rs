@@ -196,13 +196,7 @@ async fn tls_proxy(
 #[tokio::test]
 async fn clients_call_over_https_and_wss() {
     let certificates = certificates();
-    let server = Server::builder()
-        .http("127.0.0.1:0")
-        .build()
-        .expect("builds")
-        .start()
-        .await
-        .expect("starts");
+    let server = rpc_tests::start(Server::builder()).await;
     let proxy = tls_proxy(
         &certificates.server.0,
         &certificates.server.1,
