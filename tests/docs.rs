@@ -373,6 +373,23 @@ async fn pages_can_be_disabled_moved_and_guarded() {
             .0,
         200
     );
+    // A page where it moved answers other methods with 405; where it no
+    // longer is, the path is the call endpoint's, like any other.
+    let add =
+        serde_json::to_vec(&json!({"procedure": "add", "scope": "math", "args": {"a": 2, "b": 2}}))
+            .expect("encodes");
+    for (path, status) in [
+        ("/internal/openrpc.json", 405),
+        ("/ops/metrics", 405),
+        ("/docs", 200),
+        ("/telemetry", 200),
+    ] {
+        let (answered, response) = http.post(path, add.clone()).await;
+        assert_eq!(answered, status, "{path}: {response}");
+        if status == 200 {
+            assert_eq!(response["data"], json!(4), "{path}");
+        }
+    }
 }
 
 /// Runs Debian's Chromium headless on `url` and returns the DOM after the

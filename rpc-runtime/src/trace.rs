@@ -122,11 +122,16 @@ fn random_u64() -> u64 {
 
 fn hex<const N: usize>(words: [u64; N]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(16 * N);
-    for word in words {
-        for shift in (0..16).rev() {
-            id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
+    let mut digits = [[0u8; 16]; N];
+    for (word, out) in words.iter().zip(&mut digits) {
+        for (shift, digit) in out.iter_mut().rev().enumerate() {
+            *digit = HEX[((word >> (shift * 4)) & 0xf) as usize];
         }
+    }
+    let mut id = String::with_capacity(16 * N);
+    for out in &digits {
+        // Hex digits are ASCII.
+        id.push_str(std::str::from_utf8(out).unwrap_or_default());
     }
     id
 }

@@ -220,7 +220,18 @@ impl Pipeline {
 
     /// Runs a call through every stage and reports it to telemetry, event
     /// hooks and tracing.
-    pub(crate) async fn dispatch(&self, mut call: Call, entry: Entry) -> Result<Value, RpcError> {
+    ///
+    /// The stages run at once, as far as they can without waiting: most
+    /// calls (a handler that finishes in its first poll) are answered
+    /// before this returns, and only a call that waits keeps a future of
+    /// its own. The future returned holds neither the call nor the
+    /// stages' state, so that it stays small to move on its way through
+    /// the transports.
+    pub(crate) fn dispatch(
+        &self,
+        mut call: Call,
+        entry: Entry,
+    ) -> impl Future<Output = Result<Value, RpcError>> + Send + '_ {
         let started = Instant::now();
         let span = tracing::info_span!(
             "rpc.call",
@@ -239,7 +250,7 @@ impl Pipeline {
         );
         trace_call(&span, &mut call);
         // Hooks see the request as it came; only then is it copied.
-        let record = (!self.events.is_empty()).then(|| call.clone());
+        let record = (!self.events.is_empty()).then(|| Box::new(call.clone()));
         let target = self.lookup(&call.address);
         // A call no local procedure runs is counted under its address, whose
         // row is looked up before the call moves on; the address is copied
@@ -254,37 +265,40 @@ impl Pipeline {
             _ => None,
         };
         let internal = target.rules().is_some_and(|rules| rules.spec().internal);
-        let result = self
-            .stages(call, entry, target)
-            .instrument(span.clone())
-            .await;
-        let duration = started.elapsed();
-        let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
-        match (local, remote_row) {
-            (Some(local), _) => self.telemetry.record(&local.stats, code, duration),
-            (None, Some(Ok(stats))) => self.telemetry.record(&stats, code, duration),
-            (None, Some(Err(address))) => self
-                .telemetry
-                .record_other(&address, internal, code, duration),
-            (None, None) => {}
+        let answer = span.in_scope(|| self.stages(call, entry, target));
+        async move {
+            let result = match answer {
+                Answer::Now(result) => result,
+                Answer::Later(waiting) => waiting.instrument(span.clone()).await,
+            };
+            let duration = started.elapsed();
+            let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
+            match (local, remote_row) {
+                (Some(local), _) => self.telemetry.record(&local.stats, code, duration),
+                (None, Some(Ok(stats))) => self.telemetry.record(&stats, code, duration),
+                (None, Some(Err(address))) => self
+                    .telemetry
+                    .record_other(&address, internal, code, duration),
+                (None, None) => {}
+            }
+            span.record("rpc.code", code);
+            span.record("rpc.duration_us", duration.as_micros() as u64);
+            tracing::debug!(parent: &span, "call answered");
+            if let Err(error) = &result
+                && let Some(cause) = error.cause()
+            {
+                tracing::error!(parent: &span, %cause, "the procedure failed");
+            }
+            if let Some(call) = &record {
+                self.events.emit(&Event {
+                    kind: classify(&result),
+                    call,
+                    result: &result,
+                    duration,
+                });
+            }
+            result
         }
-        span.record("rpc.code", code);
-        span.record("rpc.duration_us", duration.as_micros() as u64);
-        tracing::debug!(parent: &span, "call answered");
-        if let Err(error) = &result
-            && let Some(cause) = error.cause()
-        {
-            tracing::error!(parent: &span, %cause, "the procedure failed");
-        }
-        if let Some(call) = &record {
-            self.events.emit(&Event {
-                kind: classify(&result),
-                call,
-                result: &result,
-                duration,
-            });
-        }
-        result
     }
 
     /// Whether this server hosts the procedure or another server announced
@@ -309,48 +323,53 @@ impl Pipeline {
 
     /// Stages 1 to 5; the middleware (or, without any, this function)
     /// goes on with [`Pipeline::run`].
-    async fn stages(
-        &self,
-        mut call: Call,
-        entry: Entry,
-        target: Target<'_>,
-    ) -> Result<Value, RpcError> {
+    fn stages<'a>(&'a self, mut call: Call, entry: Entry, target: Target<'a>) -> Answer<'a> {
         if entry == Entry::Transport && !self.accepting.load(Ordering::Relaxed) {
-            return Err(RpcError::new(503, "the server is shutting down"));
+            return Answer::Now(Err(RpcError::new(503, "the server is shutting down")));
         }
         if let Target::Missing = target {
-            return Err(not_found(&call));
+            return Answer::Now(Err(not_found(&call)));
         }
         if let Some(rules) = target.rules() {
             let spec = rules.spec();
             if spec.internal && !call.internal {
-                return Err(RpcError::forbidden(format!(
+                return Answer::Now(Err(RpcError::forbidden(format!(
                     "{} is internal: only other procedures may call it",
                     call.address
-                )));
+                ))));
             }
-            if spec.auth
-                && let Some(user_id) = self.authenticate(call.identity.as_ref()).await?
-            {
-                tracing::Span::current().record("rpc.user_id", user_id.as_str());
-                call.user_id = Some(user_id);
+            if spec.auth {
+                return Answer::later(async move {
+                    if let Some(user_id) = self.authenticate(call.identity.as_ref()).await? {
+                        tracing::Span::current().record("rpc.user_id", user_id.as_str());
+                        call.user_id = Some(user_id);
+                    }
+                    self.middleware(call, target).finish().await
+                });
             }
         }
+        self.middleware(call, target)
+    }
+
+    /// Stage 5: the application's middleware, which goes on with
+    /// [`Pipeline::run`]; without any, `run` directly.
+    fn middleware<'a>(&'a self, call: Call, target: Target<'a>) -> Answer<'a> {
         match &self.middleware {
-            None => self.run(call, target).await,
-            Some(service) => service.clone().oneshot(call).await,
+            None => self.run(call, target),
+            Some(service) => Answer::later(service.clone().oneshot(call)),
         }
     }
 
     /// Stages 6 to 8: validation, the deadline, then the handler or the
     /// broker. Behind middleware the target is looked up again, since a
     /// middleware may have changed the address.
-    async fn run(&self, mut call: Call, target: Target<'_>) -> Result<Value, RpcError> {
+    fn run<'a>(&'a self, mut call: Call, target: Target<'a>) -> Answer<'a> {
         let rules = target.rules();
         if let Some(rules) = rules
             && !rules.checked_by_type()
+            && let Err(invalid) = rules.validate(&call.args)
         {
-            rules.validate(&call.args)?;
+            return Answer::Now(Err(invalid));
         }
         let timeout = rules
             .and_then(|rules| rules.spec().timeout_ms)
@@ -359,27 +378,24 @@ impl Pipeline {
         let deadline = call.deadline.map_or(own_deadline, |d| d.min(own_deadline));
         call.deadline = Some(deadline);
         match target {
-            Target::Local(local) => self.run_local(call, local, deadline).await,
+            Target::Local(local) => self.run_local(call, local, deadline),
             Target::Remote(_) => match self.forward.get() {
                 Some(forward) => {
                     let forwarded = forward.forward(call);
-                    self.until_drained(forwarded)
-                        .await
-                        .unwrap_or_else(|| Err(drained()))
-                        .map_err(RpcError::forwarded)
+                    Answer::later(async move {
+                        self.until_drained(forwarded)
+                            .await
+                            .unwrap_or_else(|| Err(drained()))
+                            .map_err(RpcError::forwarded)
+                    })
                 }
-                None => Err(not_found(&call)),
+                None => Answer::Now(Err(not_found(&call))),
             },
-            Target::Missing => Err(not_found(&call)),
+            Target::Missing => Answer::Now(Err(not_found(&call))),
         }
     }
 
-    async fn run_local(
-        &self,
-        mut call: Call,
-        local: &Local,
-        deadline: Instant,
-    ) -> Result<Value, RpcError> {
+    fn run_local<'a>(&'a self, mut call: Call, local: &'a Local, deadline: Instant) -> Answer<'a> {
         let args = std::mem::take(&mut call.args);
         let context = Context::for_call(call, self.invoker());
         let address = &local.spec.address;
@@ -388,40 +404,29 @@ impl Pipeline {
             // Decoding failed: the validator lists what is wrong (it has
             // already run, and passed, unless the type checks the schema).
             Ok(Err(decode)) => {
-                return Err(if local.checked_by_type() {
+                return Answer::Now(Err(if local.checked_by_type() {
                     local.validate(&args).err().unwrap_or(decode)
                 } else {
                     decode
-                });
+                }));
             }
             Err(_panic) => {
                 tracing::error!(procedure = %address, "handler panicked");
-                return Err(RpcError::internal().mark_handler());
+                return Answer::Now(Err(RpcError::internal().mark_handler()));
             }
         };
         drop(args);
         let mut running = AssertUnwindSafe(running).catch_unwind();
         // Most handlers finish in their first poll: they need no timer.
-        let outcome = match (&mut running).now_or_never() {
-            Some(outcome) => Some(Ok(outcome)),
-            None => {
-                self.until_drained(tokio::time::timeout_at(deadline.into(), running))
-                    .await
-            }
-        };
-        match outcome {
-            Some(Ok(Ok(Ok(data)))) => Ok(data),
-            Some(Ok(Ok(Err(error)))) => Err(error.mark_handler()),
-            Some(Ok(Err(_panic))) => {
-                tracing::error!(procedure = %address, "handler panicked");
-                Err(RpcError::internal().mark_handler())
-            }
-            Some(Err(_elapsed)) => Err(RpcError::new(
-                504,
-                format!("{address} did not answer before the deadline"),
-            )),
-            None => Err(drained()),
+        if let Some(outcome) = (&mut running).now_or_never() {
+            return Answer::Now(handler_outcome(address, Some(Ok(outcome))));
         }
+        Answer::later(async move {
+            let outcome = self
+                .until_drained(tokio::time::timeout_at(deadline.into(), running))
+                .await;
+            handler_outcome(address, outcome)
+        })
     }
 
     /// Runs `work` unless the drain timeout ends first (then `None`).
@@ -527,6 +532,53 @@ fn drained() -> RpcError {
     RpcError::new(503, "the server stopped before the call finished")
 }
 
+/// What a stage answers: the call's result, when it is known without
+/// waiting (most calls), or the rest of the work.
+enum Answer<'a> {
+    Now(Result<Value, RpcError>),
+    Later(futures_util::future::BoxFuture<'a, Result<Value, RpcError>>),
+}
+
+impl<'a> Answer<'a> {
+    fn later(work: impl Future<Output = Result<Value, RpcError>> + Send + 'a) -> Self {
+        Answer::Later(Box::pin(work))
+    }
+}
+
+impl Answer<'_> {
+    async fn finish(self) -> Result<Value, RpcError> {
+        match self {
+            Answer::Now(result) => result,
+            Answer::Later(waiting) => waiting.await,
+        }
+    }
+}
+
+/// A handler's result: its data, its error, a panic, the deadline, or
+/// `None` when the drain timeout ended first.
+type HandlerOutcome = Option<
+    Result<
+        Result<Result<Value, RpcError>, Box<dyn std::any::Any + Send>>,
+        tokio::time::error::Elapsed,
+    >,
+>;
+
+fn handler_outcome(address: &crate::Address, outcome: HandlerOutcome) -> Result<Value, RpcError> {
+    match outcome {
+        Some(Ok(Ok(Ok(data)))) => Ok(data),
+        Some(Ok(Ok(Err(error)))) => Err(error.mark_handler()),
+        Some(Ok(Err(_panic))) => {
+            tracing::error!(procedure = %address, "handler panicked");
+            Err(RpcError::internal().mark_handler())
+        }
+        Some(Err(_elapsed)) => Err(RpcError::new(
+            504,
+            format!("{address} did not answer before the deadline"),
+        )),
+        None => Err(drained()),
+    }
+}
+
 /// How a call ended, for event hooks.
 fn classify(result: &Result<Value, RpcError>) -> EventKind {
     match result {
@@ -569,5 +621,23 @@ impl Invoke for Detached {
     fn states(&self) -> &States {
         static NONE: std::sync::OnceLock<States> = std::sync::OnceLock::new();
         NONE.get_or_init(States::default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call's future moves on its way through a transport (into the
+    /// connection's task, into a box): the stages' own state goes into
+    /// it only when a call waits, so that it stays the size of a few
+    /// fields. It was over 5 KB when every stage was an `async fn`.
+    #[test]
+    fn the_future_of_a_call_is_small() {
+        let server = crate::Server::builder().build().expect("builds");
+        let call = Call::new(crate::Address::new("test", "nothing", "1"), Value::Null);
+        let answer = server.pipeline().dispatch(call, Entry::Transport);
+        let size = std::mem::size_of_val(&answer);
+        assert!(size <= 512, "the future of a call takes {size} bytes");
     }
 }

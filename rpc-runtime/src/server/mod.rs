@@ -37,6 +37,11 @@ impl Server {
         self.pipeline.handle.clone()
     }
 
+    #[cfg(test)]
+    pub(crate) fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
     /// The addresses of the procedures this server hosts.
     pub fn hosted(&self) -> Vec<crate::Address> {
         self.pipeline
@@ -69,19 +74,18 @@ impl Server {
             let bound = listener.local_addr()?;
             self.pipeline.handle.set_http_addr(bound);
             http_addr = Some(bound);
-            let router = transport::router(
+            let gateway = transport::Gateway::new(
                 self.pipeline.clone(),
                 self.http_config.clone(),
                 self.ws_config.clone(),
                 self.pages.clone(),
             );
-            let http = self.http_config.clone();
             let mut stop = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let stop = async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 };
-                transport::serve(listener, router, &http, stop).await
+                transport::serve(listener, gateway, stop).await
             }));
         }
         Ok(RunningServer {
@@ -174,12 +178,13 @@ impl RunningServer {
     /// [`RunningServer::shutdown`], which drains the WebSocket connections
     /// and the broker.
     pub fn router(&self) -> axum::Router {
-        let router = transport::router(
+        let router = transport::Gateway::new(
             self.pipeline.clone(),
             self.http_config.clone(),
             self.ws_config.clone(),
             self.pages.clone(),
-        );
+        )
+        .router();
         transport::with_cors(router, &self.http_config.cors)
     }
 

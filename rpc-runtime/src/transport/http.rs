@@ -7,7 +7,7 @@ use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
 use crate::{Identity, Metadata, RpcError};
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -67,12 +67,16 @@ impl Default for HttpConfig {
 
 /// Every request no other route took.
 pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    // Absent when the router is mounted in an app served without
-    // `into_make_service_with_connect_info`.
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer);
+    let peer = super::listener::peer(request.extensions());
+    call(gateway, peer, request).await
+}
+
+/// A request [`entry`] takes, from a client at `peer`.
+pub(crate) async fn call(
+    gateway: Arc<Gateway>,
+    peer: Option<SocketAddr>,
+    request: Request,
+) -> Response {
     if gateway.ws.enabled
         && request.method() == Method::GET
         && is_websocket_upgrade(request.headers())

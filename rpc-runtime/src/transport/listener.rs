@@ -12,6 +12,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,7 +23,7 @@ use tower_service::Service;
 /// connection finish the request it is on and waits for them.
 pub(crate) async fn serve<S>(
     listener: TcpListener,
-    service: S,
+    service: impl Fn(Accepted) -> S,
     limits: &super::http::HttpConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
@@ -62,19 +64,16 @@ where
             tokio::spawn(refuse(stream, budget.max_connections()));
             continue;
         };
-        // The services served here (a router, or CORS around one) are
-        // always ready, so each request calls a clone without `poll_ready`.
-        let service = service.clone();
         let read = super::budget::BytesRead::default();
-        let counted = read.clone();
+        let service = service(Accepted(Arc::new(Connection {
+            peer,
+            slot,
+            read: read.clone(),
+        })));
+        // The services served here are always ready, so each request
+        // calls a clone without `poll_ready`.
         let per_request = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            // An upgrade takes the connection's place, and its byte count,
-            // with it.
-            request.extensions_mut().insert(slot.clone());
-            request.extensions_mut().insert(counted.clone());
-            service.clone().call(request)
+            service.clone().call(request.map(Body::new))
         });
         let io = TokioIo::new(super::budget::TimedIo::new(stream, write_timeout, read));
         let connection = builder.serve_connection(io, per_request).with_upgrades();
@@ -97,6 +96,43 @@ where
     drop(done_rx);
     finished.closed().await;
     Ok(())
+}
+
+/// The connection a request came on: the accept loop gives it to the
+/// service it serves the connection with, which adds it to the requests
+/// that need it as one extension.
+#[derive(Clone)]
+pub(crate) struct Accepted(Arc<Connection>);
+
+pub(crate) struct Connection {
+    pub(crate) peer: SocketAddr,
+    /// An upgrade takes the connection's place in the budget with it.
+    pub(crate) slot: super::budget::ConnectionSlot,
+    /// And its byte count.
+    pub(crate) read: super::budget::BytesRead,
+}
+
+impl Accepted {
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.0.peer
+    }
+
+    pub(crate) fn of(extensions: &axum::http::Extensions) -> Option<&Connection> {
+        extensions.get::<Accepted>().map(|accepted| &*accepted.0)
+    }
+}
+
+/// The client's socket address: from this accept loop, or from an
+/// application's server (`into_make_service_with_connect_info`) when the
+/// router is mounted; unknown otherwise.
+pub(crate) fn peer(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    Accepted::of(extensions)
+        .map(|connection| connection.peer)
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| *peer)
+        })
 }
 
 /// Answers a connection over the server's limit with 503 and closes it,

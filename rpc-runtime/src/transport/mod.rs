@@ -30,28 +30,33 @@ pub(crate) struct Gateway {
     pub(crate) pages: PagesConfig,
 }
 
-/// The routes; CORS is applied around the whole router by [`serve`], once
-/// per connection rather than once per route and request.
-pub(crate) fn router(
-    pipeline: Arc<Pipeline>,
-    http: HttpConfig,
-    ws: WsConfig,
-    pages: PagesConfig,
-) -> Router {
-    let routes = pages::routes(
-        Router::new().route(
-            "/health",
-            get(|| async { "ok" }).fallback(method_not_allowed),
-        ),
-        &pages,
-    );
-    let gateway = Arc::new(Gateway {
-        pipeline,
-        http,
-        ws,
-        pages,
-    });
-    routes.fallback(http::entry).with_state(gateway)
+/// Where `/health` is served.
+const HEALTH: &str = "/health";
+
+impl Gateway {
+    pub(crate) fn new(
+        pipeline: Arc<Pipeline>,
+        http: HttpConfig,
+        ws: WsConfig,
+        pages: PagesConfig,
+    ) -> Arc<Self> {
+        Arc::new(Gateway {
+            pipeline,
+            http,
+            ws,
+            pages,
+        })
+    }
+
+    /// The routes; CORS is applied by [`serve`] (or [`with_cors`] for a
+    /// router an application mounts).
+    pub(crate) fn router(self: &Arc<Self>) -> Router {
+        let routes = pages::routes(
+            Router::new().route(HEALTH, get(|| async { "ok" }).fallback(method_not_allowed)),
+            &self.pages,
+        );
+        routes.fallback(http::entry).with_state(self.clone())
+    }
 }
 
 /// A page or `/health` asked for with another method than GET: an
@@ -73,23 +78,29 @@ pub(crate) async fn method_not_allowed() -> axum::response::Response {
         .into_response()
 }
 
-/// Serves the router on a bound listener until `stop` resolves.
+/// Serves the gateway on a bound listener until `stop` resolves.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    router: Router,
-    http: &HttpConfig,
+    gateway: Arc<Gateway>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match cors_layer(&http.cors) {
-        Some(layer) => {
-            let service = BrowserCors {
-                cors: Arc::new(tower_layer::Layer::layer(&layer, router.clone())),
-                plain: router,
-            };
-            listener::serve(listener, service, http, stop).await
-        }
-        None => listener::serve(listener, router, http, stop).await,
-    }
+    let router = gateway.router();
+    let cors = cors_layer(&gateway.http.cors)
+        .map(|layer| tower_layer::Layer::layer(&layer, router.clone()));
+    let mut get_only: Vec<String> = pages::paths(&gateway.pages).collect();
+    get_only.push(HEALTH.to_owned());
+    let http = gateway.http.clone();
+    let shared = Arc::new(Shared {
+        gateway,
+        get_only,
+        router,
+        cors,
+    });
+    let service = move |connection| Served {
+        shared: shared.clone(),
+        connection,
+    };
+    listener::serve(listener, service, &http, stop).await
 }
 
 /// The router with the CORS layer, for mounting in an application.
@@ -100,27 +111,45 @@ pub(crate) fn with_cors(router: Router, cors: &Cors) -> Router {
     }
 }
 
-/// Sends requests that carry an `Origin` (those from browsers) through the
-/// CORS layer, and the rest straight to the router: CORS headers mean
-/// nothing to other clients, and computing them is a large share of a
-/// small call's cost.
+/// What the server's own listener runs for each request of a connection.
 ///
-/// The server clones its service for every request; the CORS service sits
-/// behind an `Arc` so that only browser requests pay for cloning it.
+/// Requests that carry an `Origin` (those from browsers) go through the
+/// CORS layer around the router; CORS headers mean nothing to other
+/// clients, and computing them is a large share of a small call's cost.
+/// A call (`POST` to any path no page takes) from any other client goes
+/// straight to [`http::entry`], where the router would send it too: the
+/// router's own work for it (matching the path, the extensions it adds,
+/// its boxed service) costs as much as the rest of the HTTP transport.
+/// Everything else goes through the router, with the connection as an
+/// extension.
 #[derive(Clone)]
-struct BrowserCors {
-    cors: Arc<CorsService>,
-    plain: Router,
+struct Served {
+    shared: Arc<Shared>,
+    connection: listener::Accepted,
+}
+
+struct Shared {
+    gateway: Arc<Gateway>,
+    /// The paths of the router's own routes, which answer GET only.
+    get_only: Vec<String>,
+    router: Router,
+    cors: Option<CorsService>,
 }
 
 type CorsService = tower_http::cors::Cors<Router>;
 
-impl tower_service::Service<axum::extract::Request> for BrowserCors {
+impl tower_service::Service<axum::extract::Request> for Served {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
     type Future = futures_util::future::Either<
-        <CorsService as tower_service::Service<axum::extract::Request>>::Future,
-        <Router as tower_service::Service<axum::extract::Request>>::Future,
+        futures_util::future::Either<
+            <CorsService as tower_service::Service<axum::extract::Request>>::Future,
+            <Router as tower_service::Service<axum::extract::Request>>::Future,
+        >,
+        futures_util::future::Map<
+            futures_util::future::BoxFuture<'static, axum::response::Response>,
+            fn(axum::response::Response) -> Result<axum::response::Response, Self::Error>,
+        >,
     >;
 
     fn poll_ready(
@@ -131,13 +160,26 @@ impl tower_service::Service<axum::extract::Request> for BrowserCors {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+    fn call(&mut self, mut request: axum::extract::Request) -> Self::Future {
+        use futures_util::FutureExt;
         use futures_util::future::Either;
-        if request.headers().contains_key(axum::http::header::ORIGIN) {
-            Either::Left(CorsService::clone(&self.cors).call(request))
-        } else {
-            Either::Right(self.plain.call(request))
+        let shared = &*self.shared;
+        let browser = request.headers().contains_key(axum::http::header::ORIGIN);
+        if !browser || shared.cors.is_none() {
+            let path = request.uri().path();
+            if request.method() == axum::http::Method::POST
+                && !shared.get_only.iter().any(|page| page == path)
+            {
+                let gateway = shared.gateway.clone();
+                let call = http::call(gateway, Some(self.connection.peer()), request);
+                return Either::Right(call.boxed().map(Ok));
+            }
         }
+        request.extensions_mut().insert(self.connection.clone());
+        Either::Left(match &shared.cors {
+            Some(cors) if browser => Either::Left(cors.clone().call(request)),
+            _ => Either::Right(shared.router.clone().call(request)),
+        })
     }
 }
 

@@ -225,6 +225,13 @@ fn relative(from: &str, to: &str) -> String {
     format!("./{}{}", "../".repeat(depth), to.trim_start_matches('/'))
 }
 
+/// The paths the pages are served at.
+pub(crate) fn paths(config: &PagesConfig) -> impl Iterator<Item = String> + '_ {
+    Page::ALL
+        .iter()
+        .filter_map(|page| page.mount(config).path(page.path()))
+}
+
 pub(crate) fn routes(router: Router<Arc<Gateway>>, config: &PagesConfig) -> Router<Arc<Gateway>> {
     let mut router = router;
     for &page in Page::ALL {

@@ -138,12 +138,10 @@ pub(crate) async fn upgrade(
     let ip = client_ip(&parts.headers, peer);
     // The connection keeps its place in the server's budget while it is a
     // WebSocket.
-    let slot = parts
-        .extensions
-        .get::<super::budget::ConnectionSlot>()
-        .cloned();
-    // Absent when the router is served by an application's own server.
-    let bytes_read = parts.extensions.get::<super::budget::BytesRead>().cloned();
+    // Both absent when the router is served by an application's own server.
+    let accepted = super::listener::Accepted::of(&parts.extensions);
+    let slot = accepted.map(|connection| connection.slot.clone());
+    let bytes_read = accepted.map(|connection| connection.read.clone());
     let headers = parts.headers;
     let limit = ws_config.max_frame;
     let id = uuid::Uuid::new_v4().to_string();
