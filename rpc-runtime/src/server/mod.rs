@@ -38,7 +38,7 @@ impl Server {
     }
 
     #[cfg(test)]
-    pub(crate) fn pipeline(&self) -> &Pipeline {
+    pub(crate) fn pipeline(&self) -> &Arc<Pipeline> {
         &self.pipeline
     }
 

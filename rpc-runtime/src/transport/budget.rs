@@ -45,9 +45,9 @@ impl Budget {
 
     /// Room for `bytes` more of request bodies, or `None` when the server
     /// holds its maximum already.
-    pub(crate) fn body(&self, bytes: usize) -> Option<BodyBytes> {
+    pub(crate) fn body(&self, bytes: usize) -> Option<BodyBytes<'_>> {
         let mut held = BodyBytes {
-            budget: self.clone(),
+            budget: self,
             bytes: 0,
         };
         held.grow(bytes).then_some(held)
@@ -62,12 +62,12 @@ pub(crate) struct ConnectionSlot(
 );
 
 /// Bytes of a request body held in the budget, given back when dropped.
-pub(crate) struct BodyBytes {
-    budget: Budget,
+pub(crate) struct BodyBytes<'a> {
+    budget: &'a Budget,
     bytes: usize,
 }
 
-impl BodyBytes {
+impl BodyBytes<'_> {
     /// Takes `more` bytes, or leaves the holding as it was and says no.
     pub(crate) fn grow(&mut self, more: usize) -> bool {
         let budget = &self.budget;
@@ -85,7 +85,7 @@ impl BodyBytes {
     }
 }
 
-impl Drop for BodyBytes {
+impl Drop for BodyBytes<'_> {
     fn drop(&mut self) {
         self.budget
             .body_bytes

@@ -68,59 +68,88 @@ impl Default for HttpConfig {
 /// Every request no other route took.
 pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let peer = super::listener::peer(request.extensions());
-    call(gateway, peer, request).await
+    let (parts, body) = request.into_parts();
+    call(gateway, peer, parts, body).await
 }
 
-/// A request [`entry`] takes, from a client at `peer`.
+/// A request [`entry`] takes, from a client at `peer`. (The request
+/// comes in parts: a future keeps its arguments to the end, and a
+/// request taken apart inside would be held twice.)
 pub(crate) async fn call(
     gateway: Arc<Gateway>,
     peer: Option<SocketAddr>,
-    request: Request,
+    parts: axum::http::request::Parts,
+    body: Body,
 ) -> Response {
-    if gateway.ws.enabled
-        && request.method() == Method::GET
-        && is_websocket_upgrade(request.headers())
-    {
-        return super::ws::upgrade(gateway, peer, request).await;
+    if gateway.ws.enabled && parts.method == Method::GET && is_websocket_upgrade(&parts.headers) {
+        let request = Request::from_parts(parts, body);
+        return Box::pin(super::ws::upgrade(gateway, peer, request)).await;
     }
-    if request.method() != Method::POST {
+    if parts.method != Method::POST {
         let error = RpcError::new(405, "send calls as POST with a JSON envelope");
         return respond(&gateway.http, &Err(error), None);
     }
-    let (mut parts, body) = request.into_parts();
     let bytes = match read_body(body, &parts.headers, &gateway.http).await {
         Ok(bytes) => bytes,
         Err(error) => return respond(&gateway.http, &Err(error), None),
     };
-    // The common shapes first, their args kept as text.
-    let envelope = match envelope::parse_common_call(&bytes) {
-        Some(envelope) => envelope,
-        None if let Some(request) = jsonrpc::parse_common_request(&bytes) => {
-            return jsonrpc_entry(&gateway, parts, peer, Incoming::Single(Ok(request))).await;
-        }
-        None => match general_request(&gateway, parts, peer, &bytes).await {
-            Ok((envelope, given_back)) => {
-                parts = given_back;
-                envelope
-            }
+    // The common shape first, its args kept as text; anything else in a
+    // box of its own, so that the common call's future stays small.
+    let (envelope, parts) = match envelope::parse_common_call(&bytes) {
+        Some(envelope) => (envelope, parts),
+        None => match Box::pin(other_request(&gateway, parts, peer, &bytes)).await {
+            Ok(read) => read,
             Err(response) => return response,
         },
     };
+    let (answer, correlation_id) = start(&gateway, parts, peer, envelope);
+    let result = answer.await;
+    respond(&gateway.http, &result, correlation_id.as_ref())
+}
+
+/// Turns an envelope into a call and hands it to the pipeline; gives
+/// the answer to wait for and the correlation id to echo.
+fn start(
+    gateway: &Gateway,
+    parts: axum::http::request::Parts,
+    peer: Option<SocketAddr>,
+    envelope: envelope::Envelope,
+) -> (
+    impl Future<Output = Result<Value, RpcError>> + Send + '_,
+    Option<Value>,
+) {
     let metadata = Metadata {
         transport: "http".into(),
         ip: client_ip(&parts.headers, peer),
         connection_id: None,
         headers: parts.headers,
     };
-    let mut call = super::client_call(&gateway, envelope.address, envelope.args, metadata);
+    let mut call = super::client_call(gateway, envelope.address, envelope.args, metadata);
     call.identity = envelope.identity;
     super::continue_trace(
         &mut call,
         envelope.traceparent.as_deref(),
         envelope.tracestate,
     );
-    let result = gateway.pipeline.dispatch(call, Entry::Transport).await;
-    respond(&gateway.http, &result, envelope.correlation_id.as_ref())
+    let answer = gateway.pipeline.dispatch(call, Entry::Transport);
+    (answer, envelope.correlation_id)
+}
+
+/// Any request but an envelope in the common shape: a JSON-RPC request
+/// in its common shape, or anything read the general way.
+async fn other_request(
+    gateway: &Gateway,
+    parts: axum::http::request::Parts,
+    peer: Option<SocketAddr>,
+    bytes: &Bytes,
+) -> Result<(envelope::Envelope, axum::http::request::Parts), Response> {
+    match jsonrpc::parse_common_request(bytes) {
+        Some(request) => {
+            let incoming = Incoming::Single(Ok(request));
+            Err(jsonrpc_entry(gateway, parts, peer, incoming).await)
+        }
+        None => general_request(gateway, parts, peer, bytes).await,
+    }
 }
 
 /// Any request but the common call shape, read through a `Value`: an
@@ -317,4 +346,31 @@ fn respond(
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each HTTP call's future is boxed once, by the server or a router;
+    /// the rare paths (malformed input, JSON-RPC) box their own state,
+    /// so that the common one stays small enough for the allocator's
+    /// cheap sizes.
+    #[test]
+    fn the_future_of_an_http_call_is_small() {
+        let server = crate::Server::builder().build().expect("builds");
+        let gateway = super::super::Gateway::new(
+            server.pipeline().clone(),
+            HttpConfig::default(),
+            super::super::WsConfig::default(),
+            super::super::PagesConfig::default(),
+        );
+        let (parts, body) = Request::new(Body::empty()).into_parts();
+        let answer = call(gateway, None, parts, body);
+        let size = std::mem::size_of_val(&answer);
+        assert!(
+            size <= 1024,
+            "the future of an HTTP call takes {size} bytes"
+        );
+    }
 }

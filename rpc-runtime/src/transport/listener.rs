@@ -82,6 +82,8 @@ where
         tokio::spawn(async move {
             tokio::pin!(connection);
             tokio::select! {
+                // The connection first: most wake-ups are its own.
+                biased;
                 _ = connection.as_mut() => {}
                 _ = stop_rx.changed() => {
                     connection.as_mut().graceful_shutdown();

@@ -23,6 +23,7 @@ pub(crate) use pages::PagesConfig;
 pub(crate) use ws::WsConfig;
 
 /// What every route handler shares.
+#[derive(Clone)]
 pub(crate) struct Gateway {
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) http: HttpConfig,
@@ -89,15 +90,19 @@ pub(crate) async fn serve(
         .map(|layer| tower_layer::Layer::layer(&layer, router.clone()));
     let mut get_only: Vec<String> = pages::paths(&gateway.pages).collect();
     get_only.push(HEALTH.to_owned());
+    let get_only: Arc<[String]> = get_only.into();
     let http = gateway.http.clone();
-    let shared = Arc::new(Shared {
-        gateway,
-        get_only,
-        router,
-        cors,
-    });
+    // Each connection gets its own copy of what its requests share, so
+    // that counting the references its requests take stays within the
+    // thread that serves it instead of moving one counter between
+    // threads on every request.
     let service = move |connection| Served {
-        shared: shared.clone(),
+        shared: Arc::new(Shared {
+            gateway: Arc::new(Gateway::clone(&gateway)),
+            get_only: get_only.clone(),
+            router: router.clone(),
+            cors: cors.clone(),
+        }),
         connection,
     };
     listener::serve(listener, service, &http, stop).await
@@ -131,7 +136,7 @@ struct Served {
 struct Shared {
     gateway: Arc<Gateway>,
     /// The paths of the router's own routes, which answer GET only.
-    get_only: Vec<String>,
+    get_only: Arc<[String]>,
     router: Router,
     cors: Option<CorsService>,
 }
@@ -171,7 +176,8 @@ impl tower_service::Service<axum::extract::Request> for Served {
                 && !shared.get_only.iter().any(|page| page == path)
             {
                 let gateway = shared.gateway.clone();
-                let call = http::call(gateway, Some(self.connection.peer()), request);
+                let (parts, body) = request.into_parts();
+                let call = http::call(gateway, Some(self.connection.peer()), parts, body);
                 return Either::Right(call.boxed().map(Ok));
             }
         }
