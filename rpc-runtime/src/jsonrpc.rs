@@ -69,6 +69,17 @@ pub(crate) fn looks_like(bytes: &[u8]) -> bool {
     first == Some(&b'[') || bytes.windows(9).any(|window| window == b"\"jsonrpc\"")
 }
 
+/// Whether a request starts with its `"jsonrpc"` member, as JSON-RPC
+/// clients write it.
+pub(crate) fn named_first(bytes: &[u8]) -> bool {
+    let mut rest = bytes.trim_ascii_start();
+    match rest.split_first() {
+        Some((b'{', after)) => rest = after.trim_ascii_start(),
+        _ => return false,
+    }
+    rest.starts_with(b"\"jsonrpc\"")
+}
+
 /// One request of a body, frame or batch.
 #[derive(Debug)]
 pub(crate) struct Request {
@@ -424,6 +435,24 @@ pub(crate) fn message_param(args: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_that_name_their_version_first_are_told_at_a_glance() {
+        let cases = [
+            (r#"{"jsonrpc":"2.0","method":"add","id":1}"#, true),
+            (" \n{ \"jsonrpc\" : \"2.0\", \"method\": \"add\"}", true),
+            (r#"{"jsonrpc":"1.0"}"#, true),
+            (r#"{"method":"add","jsonrpc":"2.0","id":1}"#, false),
+            (r#"{"procedure":"add","args":{"jsonrpc":1}}"#, false),
+            (r#"[{"jsonrpc":"2.0","method":"add"}]"#, false),
+            (r#"{"jsonrpcx":"2.0"}"#, false),
+            ("{", false),
+            ("", false),
+        ];
+        for (text, first) in cases {
+            assert_eq!(named_first(text.as_bytes()), first, "{text}");
+        }
+    }
     use serde_json::json;
 
     fn single(value: Value) -> Result<Request, Refused> {

@@ -1,7 +1,7 @@
 //! `POST /` (and any path no other route takes): one call per request,
 //! stateless, identity in every envelope (protocol section 3).
 
-use super::{Gateway, client_ip};
+use super::{Common, Gateway, client_ip};
 use crate::envelope::{self, Malformed};
 use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
@@ -95,9 +95,13 @@ pub(crate) async fn call(
     };
     // The common shape first, its args kept as text; anything else in a
     // box of its own, so that the common call's future stays small.
-    let (envelope, parts) = match envelope::parse_common_call(&bytes) {
-        Some(envelope) => (envelope, parts),
-        None => match Box::pin(other_request(&gateway, parts, peer, &bytes)).await {
+    let (envelope, parts) = match super::read_common(&bytes) {
+        Some(Common::Envelope(envelope)) => (envelope, parts),
+        Some(Common::JsonRpc(request)) => {
+            let incoming = Incoming::Single(Ok(request));
+            return Box::pin(jsonrpc_entry(&gateway, parts, peer, incoming)).await;
+        }
+        None => match Box::pin(general_request(&gateway, parts, peer, &bytes)).await {
             Ok(read) => read,
             Err(response) => return response,
         },
@@ -133,23 +137,6 @@ fn start(
     );
     let answer = gateway.pipeline.dispatch(call, Entry::Transport);
     (answer, envelope.correlation_id)
-}
-
-/// Any request but an envelope in the common shape: a JSON-RPC request
-/// in its common shape, or anything read the general way.
-async fn other_request(
-    gateway: &Gateway,
-    parts: axum::http::request::Parts,
-    peer: Option<SocketAddr>,
-    bytes: &Bytes,
-) -> Result<(envelope::Envelope, axum::http::request::Parts), Response> {
-    match jsonrpc::parse_common_request(bytes) {
-        Some(request) => {
-            let incoming = Incoming::Single(Ok(request));
-            Err(jsonrpc_entry(gateway, parts, peer, incoming).await)
-        }
-        None => general_request(gateway, parts, peer, bytes).await,
-    }
 }
 
 /// Any request but the common call shape, read through a `Value`: an

@@ -207,6 +207,28 @@ fn cors_layer(cors: &Cors) -> Option<tower_http::cors::CorsLayer> {
     }
 }
 
+/// A request in one of the common shapes, read straight from its bytes
+/// with its args kept as text.
+pub(crate) enum Common {
+    Envelope(crate::envelope::Envelope),
+    JsonRpc(crate::jsonrpc::Request),
+}
+
+/// Reads a body or frame in one of the common shapes, or `None` for the
+/// general reading. JSON-RPC clients write `"jsonrpc"` first: a request
+/// that starts so is read as JSON-RPC first, and anything else as an
+/// envelope first, so that each is read once.
+pub(crate) fn read_common(bytes: &axum::body::Bytes) -> Option<Common> {
+    use crate::{envelope, jsonrpc};
+    let envelope = || envelope::parse_common_call(bytes).map(Common::Envelope);
+    let jsonrpc = || jsonrpc::parse_common_request(bytes).map(Common::JsonRpc);
+    if jsonrpc::named_first(bytes) {
+        jsonrpc().or_else(envelope)
+    } else {
+        envelope().or_else(jsonrpc)
+    }
+}
+
 /// The client's address: a valid `X-Real-IP` first, else the socket's peer
 /// (unknown when a mounted router is served without connect info).
 pub(crate) fn client_ip(

@@ -541,9 +541,9 @@ impl Session {
 
     async fn on_text(&mut self, socket: &mut WebSocket, bytes: Bytes) -> Result<(), Stop> {
         // The common shapes first, their args kept as text.
-        let frame = match envelope::parse_common_call(&bytes) {
-            Some(envelope) => Frame::Call(envelope),
-            None if let Some(request) = jsonrpc::parse_common_request(&bytes) => {
+        let frame = match super::read_common(&bytes) {
+            Some(super::Common::Envelope(envelope)) => Frame::Call(envelope),
+            Some(super::Common::JsonRpc(request)) => {
                 self.jsonrpc = true;
                 return self.on_jsonrpc(socket, Incoming::Single(Ok(request))).await;
             }
