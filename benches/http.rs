@@ -19,54 +19,21 @@
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use rpc_benches::AddArgs;
-use rpc_benches::{baseline_server, compare, env_or, framework_server, http_load, post_request};
+use rpc_benches::{
+    baseline_envelope, baseline_server, compare, env_or, framework_server, http_load, post_request,
+};
 use rpc_runtime::Server;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// The hand-written baseline: the same envelope, parsed, dispatched and
-/// answered by hand.
+/// The hand-written baseline: [`baseline_envelope`] behind axum.
 async fn baseline(body: Bytes) -> impl IntoResponse {
-    let reply = |code: u16, body: Value| {
-        (
-            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
-    };
-    let Ok(Value::Object(mut envelope)) = serde_json::from_slice::<Value>(&body) else {
-        return reply(
-            400,
-            json!({"code": 400, "success": false, "message": "bad envelope"}),
-        );
-    };
-    let correlation_id = envelope.remove("correlationId");
-    let procedure = envelope
-        .get("procedure")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let scope = envelope
-        .get("scope")
-        .and_then(Value::as_str)
-        .unwrap_or("global");
-    if (scope, procedure) != ("math", "add") {
-        return reply(
-            404,
-            json!({"code": 404, "success": false, "message": "not found"}),
-        );
-    }
-    let args = envelope.remove("args").unwrap_or(Value::Null);
-    match serde_json::from_value::<AddArgs>(args) {
-        Ok(args) => reply(
-            200,
-            json!({"code": 200, "success": true, "data": args.a.wrapping_add(args.b), "correlationId": correlation_id}),
-        ),
-        Err(error) => reply(
-            422,
-            json!({"code": 422, "success": false, "message": error.to_string()}),
-        ),
-    }
+    let (code, body) = baseline_envelope(&body);
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
 }
 
 fn main() {

@@ -50,6 +50,72 @@ pub fn application(builder: rpc_runtime::ServerBuilder) -> rpc_runtime::ServerBu
     }))
 }
 
+/// The hand-written baselines' envelope handler, as strong as the reference
+/// kit's `axum-baseline`: the envelope read by a borrowed parse (args kept
+/// as raw text), dispatched on (scope, procedure), the args deserialized
+/// straight into their struct, and the response written from typed
+/// structs. No validation beyond serde's: the least a server can do for
+/// this protocol. Gives the HTTP status and the response body.
+pub fn baseline_envelope(body: &[u8]) -> (u16, Vec<u8>) {
+    use serde_json::value::RawValue;
+
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        procedure: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        scope: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        args: Option<&'a RawValue>,
+        #[serde(borrow, rename = "correlationId")]
+        correlation_id: Option<&'a RawValue>,
+    }
+
+    #[derive(Serialize)]
+    struct Reply<'a, D> {
+        code: u16,
+        success: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<D>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
+        #[serde(rename = "correlationId", skip_serializing_if = "Option::is_none")]
+        correlation_id: Option<&'a RawValue>,
+    }
+
+    fn reply<D: Serialize>(
+        code: u16,
+        data: Option<D>,
+        message: Option<&str>,
+        correlation_id: Option<&RawValue>,
+    ) -> (u16, Vec<u8>) {
+        let reply = Reply {
+            code,
+            success: code == 200,
+            data,
+            message,
+            correlation_id,
+        };
+        (code, serde_json::to_vec(&reply).unwrap_or_default())
+    }
+
+    let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(body) else {
+        return reply::<()>(400, None, Some("bad envelope"), None);
+    };
+    let id = envelope.correlation_id;
+    if (envelope.scope.as_deref(), &*envelope.procedure) != (Some("math"), "add") {
+        return reply::<()>(404, None, Some("not found"), id);
+    }
+    let args = envelope
+        .args
+        .map(|args| serde_json::from_str::<AddArgs>(args.get()));
+    match args {
+        Some(Ok(args)) => reply(200, Some(args.a.wrapping_add(args.b)), None, id),
+        Some(Err(error)) => reply::<()>(422, None, Some(&error.to_string()), id),
+        None => reply::<()>(422, None, Some("no args"), id),
+    }
+}
+
 /// A whole number from the environment, or a default.
 pub fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -27,59 +27,55 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
 use rpc_benches::{AddArgs, add};
 use rpc_benches::{
-    Tally, WsStream, baseline_server, compare, env_or, framework_server, gather, ws_connect,
+    Tally, WsStream, baseline_envelope, baseline_server, compare, env_or, framework_server, gather,
+    ws_connect,
 };
 use rpc_runtime::{Server, WsClient};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite;
 
-/// The hand-written baseline: parse, dispatch and answer each frame.
+/// The hand-written baseline, as the reference kit's `axum-baseline`
+/// serves a socket: each frame's call runs on its own task (calls on one
+/// connection run concurrently, as the framework runs them), through
+/// [`baseline_envelope`], and one writer task writes every answer that is
+/// ready before it flushes once.
 async fn baseline(socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    while let Some(Ok(message)) = stream.next().await {
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let reply = match serde_json::from_str::<Value>(text.as_str()) {
-            Ok(Value::Object(mut envelope)) => {
-                let correlation_id = envelope.remove("correlationId");
-                let procedure = envelope
-                    .get("procedure")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let scope = envelope
-                    .get("scope")
-                    .and_then(Value::as_str)
-                    .unwrap_or("global");
-                if (scope, procedure) == ("math", "add") {
-                    match serde_json::from_value::<AddArgs>(
-                        envelope.remove("args").unwrap_or(Value::Null),
-                    ) {
-                        Ok(args) => {
-                            json!({"code": 200, "success": true, "data": args.a.wrapping_add(args.b), "correlationId": correlation_id})
-                        }
-                        Err(e) => {
-                            json!({"code": 422, "success": false, "message": e.to_string(), "correlationId": correlation_id})
-                        }
-                    }
-                } else {
-                    json!({"code": 404, "success": false, "message": "not found", "correlationId": correlation_id})
+    let (answers, mut ready) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        'writing: while let Some(first) = ready.recv().await {
+            let mut next = Some(first);
+            while let Some(answer) = next.take() {
+                let text = String::from_utf8(answer).unwrap_or_default();
+                if sink.feed(Message::Text(text.into())).await.is_err() {
+                    break 'writing;
                 }
+                next = ready.try_recv().ok();
             }
-            _ => json!({"code": 400, "success": false, "message": "bad envelope"}),
-        };
-        if sink
-            .send(Message::Text(reply.to_string().into()))
-            .await
-            .is_err()
-        {
-            break;
+            if sink.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            Message::Text(text) => {
+                let answers = answers.clone();
+                tokio::spawn(async move {
+                    let (_, answer) = baseline_envelope(text.as_str().as_bytes());
+                    let _ = answers.send(answer);
+                });
+            }
+            Message::Close(_) => break,
+            _ => {}
         }
     }
+    drop(answers);
+    let _ = writer.await;
 }
 
 /// Keeps `in_flight` calls outstanding on each of `connections`.

@@ -76,39 +76,39 @@ pub(crate) async fn entry(State(gateway): State<Arc<Gateway>>, request: Request)
 /// comes in parts: a future keeps its arguments to the end, and a
 /// request taken apart inside would be held twice.)
 pub(crate) async fn call(
-    gateway: Arc<Gateway>,
+    held: impl super::Held,
     peer: Option<SocketAddr>,
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Response {
-    if gateway.ws.enabled && parts.method == Method::GET && is_websocket_upgrade(&parts.headers) {
+    if held.gateway().ws.enabled
+        && parts.method == Method::GET
+        && is_websocket_upgrade(&parts.headers)
+    {
         let request = Request::from_parts(parts, body);
+        let gateway = held.gateway().clone();
         return Box::pin(super::ws::upgrade(gateway, peer, request)).await;
     }
     if parts.method != Method::POST {
         let error = RpcError::new(405, "send calls as POST with a JSON envelope");
-        return respond(&gateway.http, &Err(error), None);
+        return respond(&held.gateway().http, &Err(error), None);
     }
-    let bytes = match read_body(body, &parts.headers, &gateway.http).await {
+    let bytes = match read_body(body, &parts.headers, &held.gateway().http).await {
         Ok(bytes) => bytes,
-        Err(error) => return respond(&gateway.http, &Err(error), None),
+        Err(error) => return respond(&held.gateway().http, &Err(error), None),
     };
     // The common shape first, its args kept as text; anything else in a
     // box of its own, so that the common call's future stays small.
     let (envelope, parts) = match super::read_common(&bytes) {
         Some(Common::Envelope(envelope)) => (envelope, parts),
-        Some(Common::JsonRpc(request)) => {
-            let incoming = Incoming::Single(Ok(request));
-            return Box::pin(jsonrpc_entry(&gateway, parts, peer, incoming)).await;
-        }
-        None => match Box::pin(general_request(&gateway, parts, peer, &bytes)).await {
+        other => match other_request(held.gateway(), parts, peer, other, &bytes).await {
             Ok(read) => read,
             Err(response) => return response,
         },
     };
-    let (answer, correlation_id) = start(&gateway, parts, peer, envelope);
+    let (answer, correlation_id) = start(held.gateway(), parts, peer, envelope);
     let result = answer.await;
-    respond(&gateway.http, &result, correlation_id.as_ref())
+    respond(&held.gateway().http, &result, correlation_id.as_ref())
 }
 
 /// Turns an envelope into a call and hands it to the pipeline; gives
@@ -137,6 +137,29 @@ fn start(
     );
     let answer = gateway.pipeline.dispatch(call, Entry::Transport);
     (answer, envelope.correlation_id)
+}
+
+/// Any request but an envelope in the common shape: a JSON-RPC request
+/// in its common shape, or anything read the general way; each in a box
+/// of its own size.
+fn other_request<'a>(
+    gateway: &'a Gateway,
+    parts: axum::http::request::Parts,
+    peer: Option<SocketAddr>,
+    common: Option<Common>,
+    bytes: &'a Bytes,
+) -> futures_util::future::BoxFuture<
+    'a,
+    Result<(envelope::Envelope, axum::http::request::Parts), Response>,
+> {
+    match common {
+        Some(Common::JsonRpc(request)) => Box::pin(async move {
+            let incoming = Incoming::Single(Ok(request));
+            Err(jsonrpc_entry(gateway, parts, peer, incoming).await)
+        }),
+        Some(Common::Envelope(envelope)) => Box::pin(std::future::ready(Ok((envelope, parts)))),
+        None => Box::pin(general_request(gateway, parts, peer, bytes)),
+    }
 }
 
 /// Any request but the common call shape, read through a `Value`: an

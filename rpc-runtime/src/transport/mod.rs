@@ -23,7 +23,6 @@ pub(crate) use pages::PagesConfig;
 pub(crate) use ws::WsConfig;
 
 /// What every route handler shares.
-#[derive(Clone)]
 pub(crate) struct Gateway {
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) http: HttpConfig,
@@ -90,20 +89,22 @@ pub(crate) async fn serve(
         .map(|layer| tower_layer::Layer::layer(&layer, router.clone()));
     let mut get_only: Vec<String> = pages::paths(&gateway.pages).collect();
     get_only.push(HEALTH.to_owned());
-    let get_only: Arc<[String]> = get_only.into();
     let http = gateway.http.clone();
-    // Each connection gets its own copy of what its requests share, so
-    // that counting the references its requests take stays within the
-    // thread that serves it instead of moving one counter between
-    // threads on every request.
-    let service = move |connection| Served {
-        shared: Arc::new(Shared {
-            gateway: Arc::new(Gateway::clone(&gateway)),
-            get_only: get_only.clone(),
-            router: router.clone(),
-            cors: cors.clone(),
-        }),
-        connection,
+    let shared = Arc::new(Shared {
+        gateway,
+        get_only,
+        router,
+        cors,
+    });
+    // Each connection holds what its requests share through a reference
+    // of its own, so that the reference counting its requests do stays
+    // within the thread that serves it instead of moving one counter
+    // between threads on every request.
+    let service = move |accepted| {
+        Served(Arc::new(Here {
+            shared: shared.clone(),
+            accepted,
+        }))
     };
     listener::serve(listener, service, &http, stop).await
 }
@@ -128,17 +129,38 @@ pub(crate) fn with_cors(router: Router, cors: &Cors) -> Router {
 /// Everything else goes through the router, with the connection as an
 /// extension.
 #[derive(Clone)]
-struct Served {
+struct Served(Arc<Here>);
+
+/// A connection's own reference to what every connection shares.
+struct Here {
     shared: Arc<Shared>,
-    connection: listener::Accepted,
+    accepted: listener::Accepted,
 }
 
 struct Shared {
     gateway: Arc<Gateway>,
     /// The paths of the router's own routes, which answer GET only.
-    get_only: Arc<[String]>,
+    get_only: Vec<String>,
     router: Router,
     cors: Option<CorsService>,
+}
+
+/// What owns a request's hold on the gateway: its own reference, or its
+/// connection's.
+pub(crate) trait Held: Send + Sync + 'static {
+    fn gateway(&self) -> &Arc<Gateway>;
+}
+
+impl Held for Arc<Gateway> {
+    fn gateway(&self) -> &Arc<Gateway> {
+        self
+    }
+}
+
+impl Held for Served {
+    fn gateway(&self) -> &Arc<Gateway> {
+        &self.0.shared.gateway
+    }
 }
 
 type CorsService = tower_http::cors::Cors<Router>;
@@ -168,20 +190,20 @@ impl tower_service::Service<axum::extract::Request> for Served {
     fn call(&mut self, mut request: axum::extract::Request) -> Self::Future {
         use futures_util::FutureExt;
         use futures_util::future::Either;
-        let shared = &*self.shared;
+        let shared = &*self.0.shared;
         let browser = request.headers().contains_key(axum::http::header::ORIGIN);
         if !browser || shared.cors.is_none() {
             let path = request.uri().path();
             if request.method() == axum::http::Method::POST
                 && !shared.get_only.iter().any(|page| page == path)
             {
-                let gateway = shared.gateway.clone();
+                let peer = Some(self.0.accepted.peer());
                 let (parts, body) = request.into_parts();
-                let call = http::call(gateway, Some(self.connection.peer()), parts, body);
+                let call = http::call(self.clone(), peer, parts, body);
                 return Either::Right(call.boxed().map(Ok));
             }
         }
-        request.extensions_mut().insert(self.connection.clone());
+        request.extensions_mut().insert(self.0.accepted.clone());
         Either::Left(match &shared.cors {
             Some(cors) if browser => Either::Left(cors.clone().call(request)),
             _ => Either::Right(shared.router.clone().call(request)),
