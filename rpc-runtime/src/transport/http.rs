@@ -81,34 +81,32 @@ pub(crate) async fn call(
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Response {
-    if held.gateway().ws.enabled
-        && parts.method == Method::GET
-        && is_websocket_upgrade(&parts.headers)
-    {
+    let gateway: &Gateway = held.gateway();
+    if gateway.ws.enabled && parts.method == Method::GET && is_websocket_upgrade(&parts.headers) {
         let request = Request::from_parts(parts, body);
         let gateway = held.gateway().clone();
         return Box::pin(super::ws::upgrade(gateway, peer, request)).await;
     }
     if parts.method != Method::POST {
         let error = RpcError::new(405, "send calls as POST with a JSON envelope");
-        return respond(&held.gateway().http, &Err(error), None);
+        return respond(&gateway.http, &Err(error), None);
     }
-    let bytes = match read_body(body, &parts.headers, &held.gateway().http).await {
+    let bytes = match read_body(body, &parts.headers, &gateway.http).await {
         Ok(bytes) => bytes,
-        Err(error) => return respond(&held.gateway().http, &Err(error), None),
+        Err(error) => return respond(&gateway.http, &Err(error), None),
     };
     // The common shape first, its args kept as text; anything else in a
     // box of its own, so that the common call's future stays small.
     let (envelope, parts) = match super::read_common(&bytes) {
         Some(Common::Envelope(envelope)) => (envelope, parts),
-        other => match other_request(held.gateway(), parts, peer, other, &bytes).await {
+        other => match other_request(gateway, parts, peer, other, &bytes).await {
             Ok(read) => read,
             Err(response) => return response,
         },
     };
-    let (answer, correlation_id) = start(held.gateway(), parts, peer, envelope);
+    let (answer, correlation_id) = start(gateway, parts, peer, envelope);
     let result = answer.await;
-    respond(&held.gateway().http, &result, correlation_id.as_ref())
+    respond(&gateway.http, &result, correlation_id.as_ref())
 }
 
 /// Turns an envelope into a call and hands it to the pipeline; gives
