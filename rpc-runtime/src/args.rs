@@ -73,6 +73,16 @@ impl Args {
         }
     }
 
+    /// What stays in a call whose args its handler took: no text, and a
+    /// value (`null`) only when read. Unlike [`Args::default`], costs
+    /// nothing to make.
+    pub(crate) fn taken() -> Args {
+        Args {
+            text: None,
+            value: OnceLock::new(),
+        }
+    }
+
     /// The JSON text they arrived as, while the value is unchanged.
     pub(crate) fn text(&self) -> Option<&str> {
         // Checked whole (faster than string by string as serde_json's

@@ -121,17 +121,25 @@ fn random_u64() -> u64 {
 }
 
 fn hex<const N: usize>(words: [u64; N]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [[0u8; 16]; N];
-    for (word, out) in words.iter().zip(&mut digits) {
-        for (shift, digit) in out.iter_mut().rev().enumerate() {
-            *digit = HEX[((word >> (shift * 4)) & 0xf) as usize];
+    // Two digits per byte, from a table of every byte's pair.
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+            byte += 1;
         }
-    }
+        pairs
+    };
     let mut id = String::with_capacity(16 * N);
-    for out in &digits {
+    for word in words {
+        let mut digits = [0u8; 16];
+        for (pair, byte) in digits.chunks_exact_mut(2).zip(word.to_be_bytes()) {
+            pair.copy_from_slice(&PAIRS[byte as usize]);
+        }
         // Hex digits are ASCII.
-        id.push_str(std::str::from_utf8(out).unwrap_or_default());
+        id.push_str(std::str::from_utf8(&digits).unwrap_or_default());
     }
     id
 }
@@ -170,6 +178,12 @@ mod tests {
         ] {
             assert!(TraceParent::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ids_are_written_as_lower_case_hex_with_leading_zeros() {
+        assert_eq!(hex([0x0123_4567_89ab_cdef]), "0123456789abcdef");
+        assert_eq!(hex([0xfe, u64::MAX]), "00000000000000feffffffffffffffff");
     }
 
     #[test]

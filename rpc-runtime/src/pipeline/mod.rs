@@ -39,7 +39,7 @@ use crate::events::{Event, EventKind, Events};
 use crate::procedure::BoxFuture;
 use crate::registry::{Local, Registry, Rules};
 use crate::state::States;
-use crate::{Authenticator, Call, Context, Identity, RpcError, ServerHandle};
+use crate::{Args, Authenticator, Call, Context, Identity, RpcError, ServerHandle};
 use futures_util::FutureExt;
 use middleware::CallService;
 use serde_json::Value;
@@ -396,7 +396,7 @@ impl Pipeline {
     }
 
     fn run_local<'a>(&'a self, mut call: Call, local: &'a Local, deadline: Instant) -> Answer<'a> {
-        let args = std::mem::take(&mut call.args);
+        let args = std::mem::replace(&mut call.args, Args::taken());
         let context = Context::for_call(call, self.invoker());
         let address = &local.spec.address;
         let running = match catch_unwind(AssertUnwindSafe(|| (local.handler)(&args, context))) {

@@ -5,7 +5,7 @@ use super::{Common, Gateway, client_ip};
 use crate::envelope::{self, Malformed};
 use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
-use crate::{Identity, Metadata, RpcError};
+use crate::{Call, Identity, Metadata, RpcError};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -95,37 +95,63 @@ pub(crate) async fn call(
         Ok(bytes) => bytes,
         Err(error) => return respond(&gateway.http, &Err(error), None),
     };
-    // The common shape first, its args kept as text; anything else in a
-    // box of its own, so that the common call's future stays small.
-    let (envelope, parts) = match super::read_common(&bytes) {
-        Some(Common::Envelope(envelope)) => (envelope, parts),
-        other => match other_request(gateway, parts, peer, other, &bytes).await {
-            Ok(read) => read,
-            Err(response) => return response,
-        },
+    // The common shapes first, their args kept as text; anything else in
+    // a box of its own, so that the common call's future stays small.
+    let answer = {
+        let (common, parts) = match super::read_common(&bytes) {
+            Some(common) => (common, parts),
+            None => match Box::pin(general_request(gateway, parts, peer, &bytes)).await {
+                Ok((envelope, parts)) => (Common::Envelope(envelope), parts),
+                Err(response) => return response,
+            },
+        };
+        answer(gateway, parts, peer, common)
     };
-    let (answer, correlation_id) = start(gateway, parts, peer, envelope);
-    let result = answer.await;
-    respond(&gateway.http, &result, correlation_id.as_ref())
+    answer.await
 }
 
-/// Turns an envelope into a call and hands it to the pipeline; gives
-/// the answer to wait for and the correlation id to echo.
-fn start(
+/// Hands the call a request makes to the pipeline; the future answers
+/// it. (The call is built before the future is: a future would keep
+/// room for it, and for the request's parts, while the answer is
+/// awaited.)
+fn answer(
+    gateway: &Gateway,
+    parts: axum::http::request::Parts,
+    peer: Option<SocketAddr>,
+    common: Common,
+) -> impl Future<Output = Response> + Send + '_ {
+    let (call, reply) = match common {
+        Common::Envelope(envelope) => envelope_call(gateway, parts, peer, envelope),
+        Common::JsonRpc(request) => jsonrpc_call(gateway, parts, peer, request),
+    };
+    // A combinator rather than an `async` block, which would hold the
+    // pipeline's future twice (as captured, and as awaited).
+    let answer = gateway.pipeline.dispatch(call, Entry::Transport);
+    futures_util::FutureExt::map(answer, move |result| match reply {
+        Reply::Envelope(correlation_id) => respond(&gateway.http, &result, correlation_id.as_ref()),
+        Reply::JsonRpc(id) => jsonrpc_response(id.map(|id| {
+            let mut out = Vec::with_capacity(128);
+            jsonrpc::write_response(&mut out, &id, &result);
+            out
+        })),
+    })
+}
+
+/// How a call's answer is written: as an envelope with its correlation
+/// id, or as a JSON-RPC response with its id (none for a notification).
+enum Reply {
+    Envelope(Option<Value>),
+    JsonRpc(Option<Value>),
+}
+
+/// The call an envelope makes.
+fn envelope_call(
     gateway: &Gateway,
     parts: axum::http::request::Parts,
     peer: Option<SocketAddr>,
     envelope: envelope::Envelope,
-) -> (
-    impl Future<Output = Result<Value, RpcError>> + Send + '_,
-    Option<Value>,
-) {
-    let metadata = Metadata {
-        transport: "http".into(),
-        ip: client_ip(&parts.headers, peer),
-        connection_id: None,
-        headers: parts.headers,
-    };
+) -> (Call, Reply) {
+    let metadata = http_metadata(parts.headers, peer);
     let mut call = super::client_call(gateway, envelope.address, envelope.args, metadata);
     call.identity = envelope.identity;
     super::continue_trace(
@@ -133,30 +159,31 @@ fn start(
         envelope.traceparent.as_deref(),
         envelope.tracestate,
     );
-    let answer = gateway.pipeline.dispatch(call, Entry::Transport);
-    (answer, envelope.correlation_id)
+    (call, Reply::Envelope(envelope.correlation_id))
 }
 
-/// Any request but an envelope in the common shape: a JSON-RPC request
-/// in its common shape, or anything read the general way; each in a box
-/// of its own size.
-fn other_request<'a>(
-    gateway: &'a Gateway,
+/// The call a JSON-RPC request (not a batch) makes: identity from the
+/// `Authorization` header.
+fn jsonrpc_call(
+    gateway: &Gateway,
     parts: axum::http::request::Parts,
     peer: Option<SocketAddr>,
-    common: Option<Common>,
-    bytes: &'a Bytes,
-) -> futures_util::future::BoxFuture<
-    'a,
-    Result<(envelope::Envelope, axum::http::request::Parts), Response>,
-> {
-    match common {
-        Some(Common::JsonRpc(request)) => Box::pin(async move {
-            let incoming = Incoming::Single(Ok(request));
-            Err(jsonrpc_entry(gateway, parts, peer, incoming).await)
-        }),
-        Some(Common::Envelope(envelope)) => Box::pin(std::future::ready(Ok((envelope, parts)))),
-        None => Box::pin(general_request(gateway, parts, peer, bytes)),
+    request: jsonrpc::Request,
+) -> (Call, Reply) {
+    let identity = super::authorization(&parts.headers, None).map(Identity::with_authorization);
+    let metadata = Arc::new(http_metadata(parts.headers, peer));
+    let id = request.id.clone();
+    let mut call = super::jsonrpc::call(gateway, request, &metadata);
+    call.identity = identity;
+    (call, Reply::JsonRpc(id))
+}
+
+fn http_metadata(headers: HeaderMap, peer: Option<SocketAddr>) -> Metadata {
+    Metadata {
+        transport: "http".into(),
+        ip: client_ip(&headers, peer),
+        connection_id: None,
+        headers,
     }
 }
 
@@ -197,7 +224,8 @@ async fn general_request(
         )
 }
 
-/// A JSON-RPC request or batch: identity from the `Authorization` header.
+/// A JSON-RPC batch, or a request not in the common shape: identity
+/// from the `Authorization` header.
 async fn jsonrpc_entry(
     gateway: &Gateway,
     parts: axum::http::request::Parts,
@@ -205,12 +233,7 @@ async fn jsonrpc_entry(
     incoming: Incoming,
 ) -> Response {
     let identity = super::authorization(&parts.headers, None).map(Identity::with_authorization);
-    let metadata = Arc::new(Metadata {
-        transport: "http".into(),
-        ip: client_ip(&parts.headers, peer),
-        connection_id: None,
-        headers: parts.headers,
-    });
+    let metadata = Arc::new(http_metadata(parts.headers, peer));
     let work = super::jsonrpc::work(gateway, incoming, |request| {
         let mut call = super::jsonrpc::call(gateway, request, &metadata);
         call.identity = identity.clone();

@@ -251,6 +251,12 @@ pub(crate) fn read_common(bytes: &axum::body::Bytes) -> Option<Common> {
     }
 }
 
+// Names looked up on every request, parsed once rather than at each
+// lookup.
+const X_REAL_IP: axum::http::HeaderName = axum::http::HeaderName::from_static("x-real-ip");
+const TRACEPARENT: axum::http::HeaderName = axum::http::HeaderName::from_static("traceparent");
+const TRACESTATE: axum::http::HeaderName = axum::http::HeaderName::from_static("tracestate");
+
 /// The client's address: a valid `X-Real-IP` first, else the socket's peer
 /// (unknown when a mounted router is served without connect info).
 pub(crate) fn client_ip(
@@ -258,7 +264,7 @@ pub(crate) fn client_ip(
     peer: Option<std::net::SocketAddr>,
 ) -> Option<std::net::IpAddr> {
     headers
-        .get("x-real-ip")
+        .get(X_REAL_IP)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse().ok())
         .or_else(|| peer.map(|peer| peer.ip()))
@@ -337,14 +343,15 @@ pub(crate) fn continue_trace(
 pub(crate) fn trace_from(
     headers: &axum::http::HeaderMap,
 ) -> Option<(String, crate::trace::TraceContext)> {
-    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let parent = crate::trace::TraceParent::parse(text("traceparent")?)?;
+    let text =
+        |name: axum::http::HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+    let parent = crate::trace::TraceParent::parse(text(TRACEPARENT)?)?;
     Some((
         parent.trace_id,
         crate::trace::TraceContext {
             parent_span_id: Some(parent.parent_id),
             sampled: parent.sampled,
-            state: text("tracestate").map(str::to_owned),
+            state: text(TRACESTATE).map(str::to_owned),
         },
     ))
 }
