@@ -189,6 +189,22 @@ mod procs {
         pub ms: u64,
     }
 
+    /// Calls of `one-at-a-time` running now, and the most that ever ran
+    /// at once.
+    pub static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    pub static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// Sleeps, counting the calls that run at once.
+    #[rpc(procedure = "one-at-a-time", scope = "pipe-limit")]
+    pub async fn one_at_a_time(args: Sleep) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        let running = RUNNING.fetch_add(1, SeqCst) + 1;
+        MOST.fetch_max(running, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(args.ms)).await;
+        RUNNING.fetch_sub(1, SeqCst);
+        args.ms
+    }
+
     /// Sleeps.
     #[rpc(procedure = "slow", scope = "pipe-drain")]
     pub async fn slow(args: Sleep) -> u64 {
@@ -687,6 +703,31 @@ async fn middleware_wraps_every_call_in_the_order_added() {
     );
     gateway.shutdown().await.expect("gateway stops");
     handler.shutdown().await.expect("handler stops");
+    server.shutdown().await.expect("server stops");
+}
+
+/// A layer that is not always ready (a concurrency limit of one) holds
+/// calls back until it is: every call is answered, one at a time.
+#[tokio::test]
+async fn a_layer_that_waits_for_room_holds_calls_until_it_has_it() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let server = start(
+        Server::builder()
+            .host(scope("pipe-limit"))
+            .layer(tower::limit::ConcurrencyLimitLayer::new(1)),
+    )
+    .await;
+    let http = Http::new(server.http_addr().expect("http"));
+    let calls =
+        (0..4).map(|_| http.call(envelope("pipe-limit", "one-at-a-time", json!({"ms": 50}))));
+    for (status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!((status, &body["data"]), (200, &json!(50)), "{body}");
+    }
+    assert_eq!(
+        procs::MOST.load(SeqCst),
+        1,
+        "calls ran at once past the limit"
+    );
     server.shutdown().await.expect("server stops");
 }
 

@@ -46,9 +46,10 @@ use serde_json::Value;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 use tracing::Instrument;
 
 /// Where calls with no local handler go (the broker, when configured).
@@ -354,9 +355,18 @@ impl Pipeline {
     /// Stage 5: the application's middleware, which goes on with
     /// [`Pipeline::run`]; without any, `run` directly.
     fn middleware<'a>(&'a self, call: Call, target: Target<'a>) -> Answer<'a> {
-        match &self.middleware {
-            None => self.run(call, target),
-            Some(service) => Answer::later(service.clone().oneshot(call)),
+        let Some(service) = &self.middleware else {
+            return self.run(call, target);
+        };
+        let mut service = service.clone();
+        // Most layers are ready at once: the call goes in now, and only
+        // the service's own future is kept. A layer that waits for room
+        // (a concurrency limit) is waited for.
+        let mut now = std::task::Context::from_waker(std::task::Waker::noop());
+        match service.poll_ready(&mut now) {
+            Poll::Ready(Ok(())) => Answer::Later(service.call(call)),
+            Poll::Ready(Err(refused)) => Answer::Now(Err(refused)),
+            Poll::Pending => Answer::later(service.oneshot(call)),
         }
     }
 
