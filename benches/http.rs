@@ -6,12 +6,17 @@
 //!
 //! Calls/s of an `add` procedure over HTTP, through the framework (with
 //! args validation) and through a hand-written axum handler that does the
-//! same envelope work (parse, dispatch, respond), in one run, alternating.
+//! same envelope work (parse, dispatch, respond), in one run, alternating;
+//! then the JSON-RPC 2.0 form of the same call, through the framework and
+//! through jsonrpsee's server (neither running a middleware: the framework
+//! side here is a second server, without the pass-through middleware the
+//! first runs).
 //! `BENCH_MILLIS` (per round and side, default 1500), `BENCH_ROUNDS`
 //! (default 12) and `BENCH_CONNECTIONS` (default 32) adjust it.
 //!
 //! Wall-clock rates on a shared machine are noisy; for a deterministic
-//! cross-check, `BENCH_ONLY=framework|baseline BENCH_CALLS=n` makes `n`
+//! cross-check, `BENCH_ONLY=framework|baseline|jsonrpc|jsonrpsee
+//! BENCH_CALLS=n` makes `n`
 //! sequential calls to one side and exits, so that instructions per call
 //! can be counted under `valgrind --tool=callgrind` (difference two values
 //! of `n` to cancel start-up).
@@ -20,7 +25,8 @@ use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use rpc_benches::{
-    baseline_envelope, baseline_server, compare, env_or, framework_server, http_load, post_request,
+    JSONRPC_ADD, bare_framework_server, baseline_envelope, baseline_server, compare, env_or,
+    framework_server, http_load, jsonrpsee_server, post_request,
 };
 use rpc_runtime::Server;
 use serde_json::{Value, json};
@@ -54,33 +60,36 @@ async fn run() {
     let baseline_addr =
         baseline_server(axum::Router::new().fallback(axum::routing::post(baseline))).await;
 
+    // JSON-RPC against jsonrpsee: neither server runs a middleware.
+    let bare = bare_framework_server(Server::builder().name("bench-bare")).await;
+    let bare_addr = bare.http_addr().expect("addr");
+    let (jsonrpsee_addr, _jsonrpsee) = jsonrpsee_server().await;
+
     let body = br#"{"procedure":"add","scope":"math","version":"1","args":{"a":40,"b":2},"correlationId":"c-1"}"#;
     let request = post_request(body);
+    let jsonrpc_request = post_request(JSONRPC_ADD.as_bytes());
 
-    // Both answer the same thing before anything is measured.
+    // Each answers the same thing before anything is measured.
     for addr in [framework_addr, baseline_addr] {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let mut buffer = Vec::new();
-        tokio::io::AsyncWriteExt::write_all(&mut stream, &request)
-            .await
-            .expect("write");
-        let (status, body) = rpc_benches::read_response(&mut stream, &mut buffer)
-            .await
-            .expect("read");
-        let body: Value = serde_json::from_slice(&body).expect("json");
+        let body = answer(addr, &request).await;
         assert_eq!(
-            (status, &body["data"], &body["correlationId"]),
-            (200, &json!(42), &json!("c-1"))
+            (&body["data"], &body["correlationId"]),
+            (&json!(42), &json!("c-1"))
         );
+    }
+    for addr in [framework_addr, bare_addr, jsonrpsee_addr] {
+        let body = answer(addr, &jsonrpc_request).await;
+        assert_eq!(body, json!({"jsonrpc": "2.0", "result": 42, "id": 1}));
     }
 
     if let Ok(only) = std::env::var("BENCH_ONLY") {
-        let addr = if only == "framework" {
-            framework_addr
-        } else {
-            baseline_addr
+        let (addr, request) = match only.as_str() {
+            "framework" => (framework_addr, &request),
+            "jsonrpc" => (bare_addr, &jsonrpc_request),
+            "jsonrpsee" => (jsonrpsee_addr, &jsonrpc_request),
+            _ => (baseline_addr, &request),
         };
-        sequential(addr, &request, env_or("BENCH_CALLS", 1000)).await;
+        sequential(addr, request, env_or("BENCH_CALLS", 1000)).await;
         return;
     }
     println!(
@@ -98,7 +107,38 @@ async fn run() {
         || http_load(baseline_addr, &request, connections, duration),
     )
     .await;
-    println!("RESULT http framework/hand-written = {ratio:.3} (median of rounds; target >= 0.90)");
+    println!("RESULT http framework/hand-written = {ratio:.3} (median of rounds; target >= 0.95)");
+
+    println!(
+        "HTTP add as JSON-RPC 2.0: the framework against jsonrpsee's server, neither with a middleware"
+    );
+    http_load(bare_addr, &jsonrpc_request, connections, warm).await;
+    http_load(jsonrpsee_addr, &jsonrpc_request, connections, warm).await;
+    let ratio = compare(
+        "framework",
+        "jsonrpsee",
+        rounds,
+        || http_load(bare_addr, &jsonrpc_request, connections, duration),
+        || http_load(jsonrpsee_addr, &jsonrpc_request, connections, duration),
+    )
+    .await;
+    println!(
+        "RESULT http JSON-RPC framework/jsonrpsee = {ratio:.3} (median of rounds; target >= 1.0)"
+    );
+}
+
+/// One call's answer, as JSON (status 200).
+async fn answer(addr: std::net::SocketAddr, request: &[u8]) -> Value {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut buffer = Vec::new();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request)
+        .await
+        .expect("write");
+    let (status, body) = rpc_benches::read_response(&mut stream, &mut buffer)
+        .await
+        .expect("read");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).expect("json")
 }
 
 async fn sequential(addr: std::net::SocketAddr, request: &[u8], calls: u64) {

@@ -50,6 +50,31 @@ pub fn application(builder: rpc_runtime::ServerBuilder) -> rpc_runtime::ServerBu
     }))
 }
 
+/// The JSON-RPC 2.0 form of a call to `math/add`, which the framework and
+/// [`jsonrpsee_server`] both answer with `{"jsonrpc":"2.0","result":42,"id":1}`.
+pub const JSONRPC_ADD: &str =
+    r#"{"jsonrpc":"2.0","method":"math/add@1","params":{"a":40,"b":2},"id":1}"#;
+
+/// jsonrpsee's server (0.26, default settings: HTTP and WebSocket on one
+/// port), serving `math/add@1` as the framework serves `add` (params by
+/// name, decoded into [`AddArgs`], the sum as the result), on an
+/// ephemeral loopback port: the peer the framework's JSON-RPC is
+/// measured against. Keep the handle: dropping it stops the server.
+pub async fn jsonrpsee_server() -> (SocketAddr, jsonrpsee::server::ServerHandle) {
+    use jsonrpsee::server::{RpcModule, Server};
+    use jsonrpsee::types::ErrorObjectOwned;
+    let mut module = RpcModule::new(());
+    module
+        .register_method("math/add@1", |params, _, _| {
+            let args: AddArgs = params.parse()?;
+            Ok::<i64, ErrorObjectOwned>(args.a.wrapping_add(args.b))
+        })
+        .expect("a new name");
+    let server = Server::builder().build("127.0.0.1:0").await.expect("bind");
+    let addr = server.local_addr().expect("bound");
+    (addr, server.start(module))
+}
+
 /// The hand-written baselines' envelope handler, as strong as the reference
 /// kit's `axum-baseline`: the envelope read by a borrowed parse (args kept
 /// as raw text), dispatched on (scope, procedure), the args deserialized
@@ -234,7 +259,20 @@ pub async fn gather(
 /// Starts a framework server on an ephemeral loopback port, with the
 /// application's state and middleware.
 pub async fn framework_server(builder: rpc_runtime::ServerBuilder) -> rpc_runtime::RunningServer {
-    application(builder)
+    start(application(builder)).await
+}
+
+/// Starts a framework server with the state `add` takes and no
+/// middleware: the work jsonrpsee's server does for the same call, for
+/// the JSON-RPC comparison.
+pub async fn bare_framework_server(
+    builder: rpc_runtime::ServerBuilder,
+) -> rpc_runtime::RunningServer {
+    start(builder.state(Offset::default())).await
+}
+
+async fn start(builder: rpc_runtime::ServerBuilder) -> rpc_runtime::RunningServer {
+    builder
         .http("127.0.0.1:0")
         .build()
         .expect("build")

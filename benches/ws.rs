@@ -11,10 +11,15 @@
 //!    does the same envelope work, alternating rounds; the median ratio is
 //!    printed. `BENCH_CONNECTIONS` (default 8), `BENCH_IN_FLIGHT` (16),
 //!    `BENCH_ROUNDS` (12) and `BENCH_MILLIS` (1500) adjust it.
-//!    For a deterministic cross-check, `BENCH_ONLY=framework|baseline|client
-//!    BENCH_CALLS=n` makes `n` calls (16 in flight) on one connection to one
-//!    side (`client`: the framework, through `WsClient`) and exits, for
-//!    counting instructions under callgrind.
+//!    For a deterministic cross-check, `BENCH_ONLY=framework|baseline|
+//!    jsonrpc|jsonrpsee|client BENCH_CALLS=n` makes `n` calls (16 in
+//!    flight) on one connection to one side (`jsonrpc`: the framework, in
+//!    JSON-RPC; `client`: the framework, through `WsClient`) and exits,
+//!    for counting instructions under callgrind.
+//!    Then the JSON-RPC 2.0 form of the same call, through the framework
+//!    and through jsonrpsee's server (default settings), alternating;
+//!    neither runs a middleware (the framework side is a second server,
+//!    without the pass-through middleware the first runs).
 //!    Then the framework's typed client, [`rpc_runtime::WsClient`], makes
 //!    the same calls to the same server (`BENCH_IN_FLIGHT` callers sharing
 //!    each of `BENCH_CONNECTIONS` clients), against the lean hand-written
@@ -27,8 +32,8 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
 use rpc_benches::{AddArgs, add};
 use rpc_benches::{
-    Tally, WsStream, baseline_envelope, baseline_server, compare, env_or, framework_server, gather,
-    ws_connect,
+    JSONRPC_ADD, Tally, WsStream, bare_framework_server, baseline_envelope, baseline_server,
+    compare, env_or, framework_server, gather, jsonrpsee_server, ws_connect,
 };
 use rpc_runtime::{Server, WsClient};
 use serde_json::json;
@@ -78,14 +83,34 @@ async fn baseline(socket: WebSocket) {
     let _ = writer.await;
 }
 
+/// The envelope of a call to `add`, and how its answer starts.
+const ENVELOPE: Call = Call {
+    frame: r#"{"procedure":"add","scope":"math","args":{"a":40,"b":2},"correlationId":1}"#,
+    answered: r#"{"code":200"#,
+};
+
+/// The same call in JSON-RPC 2.0, to the framework or to jsonrpsee.
+const JSONRPC: Call = Call {
+    frame: JSONRPC_ADD,
+    answered: r#"{"jsonrpc":"2.0","result":42"#,
+};
+
+/// A frame to send, and the start of a successful answer to it.
+#[derive(Clone, Copy)]
+struct Call {
+    frame: &'static str,
+    answered: &'static str,
+}
+
 /// Keeps `in_flight` calls outstanding on each of `connections`.
 async fn ws_load(
     addr: SocketAddr,
+    call: Call,
     connections: usize,
     in_flight: usize,
     duration: Duration,
 ) -> Tally {
-    let frame = r#"{"procedure":"add","scope":"math","args":{"a":40,"b":2},"correlationId":1}"#;
+    let Call { frame, answered } = call;
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..connections)
@@ -102,7 +127,7 @@ async fn ws_load(
                     match stream.next().await {
                         Some(Ok(tungstenite::Message::Text(text))) => {
                             outstanding -= 1;
-                            if text.as_str().starts_with(r#"{"code":200"#) {
+                            if text.as_str().starts_with(answered) {
                                 tally.ok += 1;
                             } else {
                                 tally.failed += 1;
@@ -161,12 +186,19 @@ async fn throughput() {
     )
     .await;
 
+    // JSON-RPC against jsonrpsee: neither server runs a middleware.
+    let bare = bare_framework_server(Server::builder().name("bench-bare")).await;
+    let bare_addr = bare.http_addr().expect("addr");
+    let (jsonrpsee_addr, _jsonrpsee) = jsonrpsee_server().await;
+
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         let calls = env_or("BENCH_CALLS", 1000);
         match only.as_str() {
-            "framework" => counted(framework_addr, calls).await,
+            "framework" => counted(framework_addr, ENVELOPE, calls).await,
+            "jsonrpc" => counted(bare_addr, JSONRPC, calls).await,
+            "jsonrpsee" => counted(jsonrpsee_addr, JSONRPC, calls).await,
             "client" => counted_typed(framework_addr, calls).await,
-            _ => counted(baseline_addr, calls).await,
+            _ => counted(baseline_addr, ENVELOPE, calls).await,
         }
         return;
     }
@@ -175,17 +207,34 @@ async fn throughput() {
         duration.as_millis()
     );
     let warm = Duration::from_millis(500);
-    ws_load(framework_addr, connections, in_flight, warm).await;
-    ws_load(baseline_addr, connections, in_flight, warm).await;
+    ws_load(framework_addr, ENVELOPE, connections, in_flight, warm).await;
+    ws_load(baseline_addr, ENVELOPE, connections, in_flight, warm).await;
     let ratio = compare(
         "framework",
         "hand-written axum",
         rounds,
-        || ws_load(framework_addr, connections, in_flight, duration),
-        || ws_load(baseline_addr, connections, in_flight, duration),
+        || ws_load(framework_addr, ENVELOPE, connections, in_flight, duration),
+        || ws_load(baseline_addr, ENVELOPE, connections, in_flight, duration),
     )
     .await;
     println!("RESULT ws framework/hand-written = {ratio:.3} (median of rounds; target >= 0.90)");
+
+    println!(
+        "WebSocket add as JSON-RPC 2.0: the framework against jsonrpsee's server, neither with a middleware"
+    );
+    ws_load(bare_addr, JSONRPC, connections, in_flight, warm).await;
+    ws_load(jsonrpsee_addr, JSONRPC, connections, in_flight, warm).await;
+    let ratio = compare(
+        "framework",
+        "jsonrpsee",
+        rounds,
+        || ws_load(bare_addr, JSONRPC, connections, in_flight, duration),
+        || ws_load(jsonrpsee_addr, JSONRPC, connections, in_flight, duration),
+    )
+    .await;
+    println!(
+        "RESULT ws JSON-RPC framework/jsonrpsee = {ratio:.3} (median of rounds; target >= 2.0)"
+    );
 
     println!(
         "typed client: {connections} WsClient x {in_flight} callers against the hand-written client, same server"
@@ -196,7 +245,7 @@ async fn throughput() {
         "hand-written client",
         rounds,
         || typed_client_load(framework_addr, connections, in_flight, duration),
-        || ws_load(framework_addr, connections, in_flight, duration),
+        || ws_load(framework_addr, ENVELOPE, connections, in_flight, duration),
     )
     .await;
     println!("RESULT ws typed client/hand-written client = {ratio:.3} (median of rounds)");
@@ -246,8 +295,8 @@ async fn typed_client_load(
 }
 
 /// Makes exactly `calls` calls, 16 in flight, on one connection.
-async fn counted(addr: SocketAddr, calls: u64) {
-    let frame = r#"{"procedure":"add","scope":"math","args":{"a":40,"b":2},"correlationId":1}"#;
+async fn counted(addr: SocketAddr, call: Call, calls: u64) {
+    let Call { frame, answered } = call;
     let (mut sink, mut stream) = ws_connect(addr).await.split();
     let mut sent = 0;
     while sent < calls.min(16) {
@@ -256,10 +305,11 @@ async fn counted(addr: SocketAddr, calls: u64) {
             .expect("send");
         sent += 1;
     }
-    let mut answered = 0;
-    while answered < calls {
-        if let Some(Ok(tungstenite::Message::Text(_))) = stream.next().await {
-            answered += 1;
+    let mut count = 0;
+    while count < calls {
+        if let Some(Ok(tungstenite::Message::Text(text))) = stream.next().await {
+            assert!(text.as_str().starts_with(answered), "{text}");
+            count += 1;
             if sent < calls {
                 sink.send(tungstenite::Message::Text(frame.into()))
                     .await
