@@ -286,14 +286,16 @@ pub type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a load generator's WebSocket connection to `ws://{addr}/`, with
-/// small buffers (tungstenite zeroes as much of its read buffer as one read
-/// may fill, 128 KiB by default, before every read: a cost that would be
-/// charged to the side measured; and ten thousand connections stay cheap)
-/// and without Nagle's algorithm, like the HTTP load generator.
+/// a small read buffer (tungstenite zeroes as much of its read buffer as
+/// one read may fill, 128 KiB by default, before every read: a cost that
+/// would be charged to the side measured; and ten thousand connections
+/// stay cheap), frames written when flushed (`send` flushes; `feed` and
+/// one `flush` write several at once), and without Nagle's algorithm,
+/// like the HTTP load generator.
 pub async fn ws_connect(addr: SocketAddr) -> WsStream {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0);
+        .write_buffer_size(64 * 1024);
     tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), Some(config), true)
         .await
         .expect("connect")
