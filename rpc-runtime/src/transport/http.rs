@@ -168,11 +168,11 @@ fn jsonrpc_call(
     gateway: &Gateway,
     parts: axum::http::request::Parts,
     peer: Option<SocketAddr>,
-    request: jsonrpc::Request,
+    mut request: jsonrpc::Request,
 ) -> (Call, Reply) {
     let identity = super::authorization(&parts.headers, None).map(Identity::with_authorization);
     let metadata = Arc::new(http_metadata(parts.headers, peer));
-    let id = request.id.clone();
+    let id = request.id.take();
     let mut call = super::jsonrpc::call(gateway, request, &metadata);
     call.identity = identity;
     (call, Reply::JsonRpc(id))
