@@ -95,36 +95,70 @@ async fn run() {
     println!(
         "HTTP add: {connections} connections, {rounds} rounds of {millis} ms a side, validation on"
     );
-    let warm = Duration::from_secs(1);
-    http_load(framework_addr, &request, connections, warm).await;
-    http_load(baseline_addr, &request, connections, warm).await;
     let duration = Duration::from_millis(millis);
-    let ratio = compare(
-        "framework",
-        "hand-written axum",
+    let sides = Sides {
+        connections,
         rounds,
-        || http_load(framework_addr, &request, connections, duration),
-        || http_load(baseline_addr, &request, connections, duration),
-    )
-    .await;
+        duration,
+    };
+    let ratio = sides
+        .compare(
+            ("framework", framework_addr),
+            ("hand-written axum", baseline_addr),
+            &request,
+        )
+        .await;
     println!("RESULT http framework/hand-written = {ratio:.3} (median of rounds; target >= 0.95)");
 
     println!(
         "HTTP add as JSON-RPC 2.0: the framework against jsonrpsee's server, neither with a middleware"
     );
-    http_load(bare_addr, &jsonrpc_request, connections, warm).await;
-    http_load(jsonrpsee_addr, &jsonrpc_request, connections, warm).await;
-    let ratio = compare(
-        "framework",
-        "jsonrpsee",
-        rounds,
-        || http_load(bare_addr, &jsonrpc_request, connections, duration),
-        || http_load(jsonrpsee_addr, &jsonrpc_request, connections, duration),
-    )
-    .await;
+    let ratio = sides
+        .compare(
+            ("framework", bare_addr),
+            ("jsonrpsee", jsonrpsee_addr),
+            &jsonrpc_request,
+        )
+        .await;
     println!(
         "RESULT http JSON-RPC framework/jsonrpsee = {ratio:.3} (median of rounds; target >= 1.0)"
     );
+}
+
+/// How two servers are compared: under the same load, in alternating
+/// rounds.
+struct Sides {
+    connections: usize,
+    rounds: u64,
+    duration: Duration,
+}
+
+impl Sides {
+    /// Warms both up, then sends `request` to each in turn; gives the
+    /// median of the rounds' ratios of `a` to `b`.
+    async fn compare(
+        &self,
+        (name_a, a): (&str, std::net::SocketAddr),
+        (name_b, b): (&str, std::net::SocketAddr),
+        request: &[u8],
+    ) -> f64 {
+        let Sides {
+            connections,
+            rounds,
+            duration,
+        } = *self;
+        let warm = Duration::from_secs(1);
+        http_load(a, request, connections, warm).await;
+        http_load(b, request, connections, warm).await;
+        compare(
+            name_a,
+            name_b,
+            rounds,
+            || http_load(a, request, connections, duration),
+            || http_load(b, request, connections, duration),
+        )
+        .await
+    }
 }
 
 /// One call's answer, as JSON (status 200).

@@ -174,6 +174,45 @@ async fn ws_load(
     gather(started, tasks).await.0
 }
 
+/// How two servers are compared: under the same load, in alternating
+/// rounds.
+#[derive(Clone, Copy)]
+struct Sides {
+    connections: usize,
+    in_flight: usize,
+    rounds: u64,
+    duration: Duration,
+}
+
+impl Sides {
+    /// Warms both up, then makes `call` on each in turn; gives the median
+    /// of the rounds' ratios of `a` to `b`.
+    async fn compare(
+        self,
+        (name_a, a): (&str, SocketAddr),
+        (name_b, b): (&str, SocketAddr),
+        call: Call,
+    ) -> f64 {
+        let Sides {
+            connections,
+            in_flight,
+            rounds,
+            duration,
+        } = self;
+        let warm = Duration::from_millis(500);
+        ws_load(a, call, connections, in_flight, warm).await;
+        ws_load(b, call, connections, in_flight, warm).await;
+        compare(
+            name_a,
+            name_b,
+            rounds,
+            || ws_load(a, call, connections, in_flight, duration),
+            || ws_load(b, call, connections, in_flight, duration),
+        )
+        .await
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -223,36 +262,36 @@ async fn throughput() {
         "WebSocket add: {connections} connections x {in_flight} in flight, {rounds} rounds of {} ms a side",
         duration.as_millis()
     );
-    let warm = Duration::from_millis(500);
-    ws_load(framework_addr, ENVELOPE, connections, in_flight, warm).await;
-    ws_load(baseline_addr, ENVELOPE, connections, in_flight, warm).await;
-    let ratio = compare(
-        "framework",
-        "hand-written axum",
+    let sides = Sides {
+        connections,
+        in_flight,
         rounds,
-        || ws_load(framework_addr, ENVELOPE, connections, in_flight, duration),
-        || ws_load(baseline_addr, ENVELOPE, connections, in_flight, duration),
-    )
-    .await;
+        duration,
+    };
+    let ratio = sides
+        .compare(
+            ("framework", framework_addr),
+            ("hand-written axum", baseline_addr),
+            ENVELOPE,
+        )
+        .await;
     println!("RESULT ws framework/hand-written = {ratio:.3} (median of rounds; target >= 0.90)");
 
     println!(
         "WebSocket add as JSON-RPC 2.0: the framework against jsonrpsee's server, neither with a middleware"
     );
-    ws_load(bare_addr, JSONRPC, connections, in_flight, warm).await;
-    ws_load(jsonrpsee_addr, JSONRPC, connections, in_flight, warm).await;
-    let ratio = compare(
-        "framework",
-        "jsonrpsee",
-        rounds,
-        || ws_load(bare_addr, JSONRPC, connections, in_flight, duration),
-        || ws_load(jsonrpsee_addr, JSONRPC, connections, in_flight, duration),
-    )
-    .await;
+    let ratio = sides
+        .compare(
+            ("framework", bare_addr),
+            ("jsonrpsee", jsonrpsee_addr),
+            JSONRPC,
+        )
+        .await;
     println!(
         "RESULT ws JSON-RPC framework/jsonrpsee = {ratio:.3} (median of rounds; target >= 2.0)"
     );
 
+    let warm = Duration::from_millis(500);
     println!(
         "typed client: {connections} WsClient x {in_flight} callers against the hand-written client, same server"
     );

@@ -76,6 +76,7 @@ impl Args {
     /// What stays in a call whose args its handler took: no text, and a
     /// value (`null`) only when read. Unlike [`Args::default`], costs
     /// nothing to make.
+    #[cfg_attr(not(feature = "server"), allow(dead_code, reason = "the pipeline's"))]
     pub(crate) fn taken() -> Args {
         Args {
             text: None,
