@@ -97,7 +97,7 @@ pub(crate) async fn call(
     };
     // The common shapes first, their args kept as text; anything else in
     // a box of its own, so that the common call's future stays small.
-    let answer = {
+    let response = {
         let (common, parts) = match super::read_common(&bytes) {
             Some(common) => (common, parts),
             None => match Box::pin(general_request(gateway, parts, peer, &bytes)).await {
@@ -107,7 +107,7 @@ pub(crate) async fn call(
         };
         answer(gateway, parts, peer, common)
     };
-    answer.await
+    response.await
 }
 
 /// Hands the call a request makes to the pipeline; the future answers
