@@ -350,6 +350,15 @@ struct Failure<'a> {
     id: &'a Value,
 }
 
+/// The response to a request with `id`; none for a notification.
+pub(crate) fn response_to(id: Option<Value>, result: &Result<Value, RpcError>) -> Option<Vec<u8>> {
+    id.map(|id| {
+        let mut out = Vec::with_capacity(128);
+        write_response(&mut out, &id, result);
+        out
+    })
+}
+
 /// Appends the response to request `id` to `out`.
 pub(crate) fn write_response(out: &mut Vec<u8>, id: &Value, result: &Result<Value, RpcError>) {
     // Writing Value-based structs into a Vec cannot fail.

@@ -129,11 +129,7 @@ fn answer(
     let answer = gateway.pipeline.dispatch(call, Entry::Transport);
     futures_util::FutureExt::map(answer, move |result| match reply {
         Reply::Envelope(correlation_id) => respond(&gateway.http, &result, correlation_id.as_ref()),
-        Reply::JsonRpc(id) => jsonrpc_response(id.map(|id| {
-            let mut out = Vec::with_capacity(128);
-            jsonrpc::write_response(&mut out, &id, &result);
-            out
-        })),
+        Reply::JsonRpc(id) => jsonrpc_response(jsonrpc::response_to(id, &result)),
     })
 }
 

@@ -39,11 +39,7 @@ pub(crate) fn work(
                 calls: 1,
                 answer: Box::pin(async move {
                     let result = run(&pipeline, call).await;
-                    id.map(|id| {
-                        let mut out = Vec::with_capacity(128);
-                        jsonrpc::write_response(&mut out, &id, &result);
-                        out
-                    })
+                    jsonrpc::response_to(id, &result)
                 }),
             }
         }
