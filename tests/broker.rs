@@ -178,7 +178,7 @@ async fn gateway(name: &str) -> (rpc_runtime::RunningServer, Http) {
 /// A handler server (no HTTP) hosting the given scopes.
 async fn handler(name: &str, scopes: &'static [&'static str]) -> rpc_runtime::RunningServer {
     start(
-        base(name).host(move |address| scopes.contains(&address.scope.as_str())),
+        base(name).host(move |address| scopes.contains(&&*address.scope)),
         "the handler server",
     )
     .await

@@ -402,7 +402,7 @@ async fn errors_of_other_types_answer_500_and_are_logged_with_cause_and_trace_id
         eventually("the log line", || {
             logged()
                 .lines()
-                .any(|line| line.contains(cause) && line.contains(&trace_id))
+                .any(|line| line.contains(cause) && line.contains(trace_id.as_str()))
         })
         .await;
     }
@@ -964,7 +964,8 @@ async fn w3c_trace_context_is_read_started_continued_and_carried_through_the_bro
         .lock()
         .expect("lock")
         .pop()
-        .expect("the gateway's span");
+        .expect("the gateway's span")
+        .expect("the pipeline gave the call a span");
     check(&body["data"], Some(&gateway_span));
     gateway.shutdown().await.expect("gateway stops");
     handler.shutdown().await.expect("handler stops");

@@ -26,10 +26,10 @@ pub struct Call {
     pub caller: Caller,
     /// The W3C trace id (32 hex digits), shared by a call and every call
     /// it makes: from the request's `traceparent`, else a fresh one.
-    pub trace_id: String,
-    /// The call's own span id (16 hex digits), given by the pipeline: the
-    /// parent of the calls it makes.
-    pub span_id: String,
+    pub trace_id: crate::TraceId,
+    /// The call's own span id (16 hex digits), given by the pipeline (none
+    /// before): the parent of the calls it makes.
+    pub span_id: Option<crate::SpanId>,
     /// The caller's span and the incoming `tracestate`.
     pub trace: crate::trace::TraceContext,
     /// When the caller stops waiting.
@@ -55,7 +55,7 @@ impl Call {
             internal: false,
             caller: Caller::Detached,
             trace_id: crate::trace::new_trace_id(),
-            span_id: String::new(),
+            span_id: None,
             trace: crate::trace::TraceContext {
                 sampled: true,
                 ..Default::default()
@@ -195,7 +195,7 @@ pub enum Caller {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ip: Option<std::net::IpAddr>,
         /// The name of the gateway server.
-        server: String,
+        server: Arc<str>,
     },
     /// Another procedure.
     #[serde(rename_all = "camelCase")]
@@ -203,7 +203,7 @@ pub enum Caller {
         /// The calling procedure.
         address: Address,
         /// The name of the server it ran on.
-        server: String,
+        server: Arc<str>,
     },
     /// Code outside any server, such as a unit test.
     Detached,
@@ -217,7 +217,7 @@ struct CallerFields {
     transport: Option<std::borrow::Cow<'static, str>>,
     connection_id: Option<String>,
     ip: Option<std::net::IpAddr>,
-    server: Option<String>,
+    server: Option<Arc<str>>,
     address: Option<Address>,
 }
 

@@ -132,13 +132,20 @@ impl Context {
     /// The W3C trace id (32 hex digits) shared by this call and every call
     /// it makes; what logs and tracing backends show.
     pub fn trace_id(&self) -> &str {
-        self.inner.call.as_ref().map_or("", |call| &call.trace_id)
+        self.inner
+            .call
+            .as_ref()
+            .map_or("", |call| call.trace_id.as_str())
     }
 
     /// This call's span id (16 hex digits): the parent of the calls it
     /// makes.
     pub fn span_id(&self) -> &str {
-        self.inner.call.as_ref().map_or("", |call| &call.span_id)
+        self.inner
+            .call
+            .as_ref()
+            .and_then(|call| call.span_id.as_ref())
+            .map_or("", crate::SpanId::as_str)
     }
 
     /// Where this call's trace came from: the caller's span id, the
@@ -151,8 +158,12 @@ impl Context {
     /// requests a procedure makes to other services.
     pub fn traceparent(&self) -> Option<String> {
         let call = self.inner.call.as_ref()?;
-        (!call.span_id.is_empty())
-            .then(|| crate::trace::traceparent(&call.trace_id, &call.span_id, call.trace.sampled))
+        let span_id = call.span_id.as_ref()?;
+        Some(crate::trace::traceparent(
+            &call.trace_id,
+            span_id,
+            call.trace.sampled,
+        ))
     }
 
     /// When the caller stops waiting.
@@ -195,9 +206,9 @@ impl Context {
             ));
         };
         #[cfg(feature = "server")]
-        let server = invoker.server().name().to_owned();
+        let server = invoker.server().name().into();
         #[cfg(not(feature = "server"))]
-        let server = String::new();
+        let server = "".into();
         let caller = match self.address() {
             Some(own) => Caller::Procedure {
                 address: own.clone(),
@@ -211,18 +222,14 @@ impl Context {
             identity: self.identity().cloned(),
             internal: true,
             caller,
-            trace_id: match self.trace_id() {
-                "" => crate::trace::new_trace_id(),
-                id => id.to_owned(),
-            },
-            span_id: String::new(),
+            trace_id: self
+                .inner
+                .call
+                .as_ref()
+                .map_or_else(crate::trace::new_trace_id, |call| call.trace_id),
+            span_id: None,
             trace: crate::trace::TraceContext {
-                parent_span_id: self
-                    .inner
-                    .call
-                    .as_ref()
-                    .map(|call| call.span_id.clone())
-                    .filter(|id| !id.is_empty()),
+                parent_span_id: self.inner.call.as_ref().and_then(|call| call.span_id),
                 sampled: self
                     .inner
                     .call

@@ -87,7 +87,7 @@ pub(crate) fn parse_common_call(bytes: &bytes::Bytes) -> Option<Envelope> {
     if call.jsonrpc.is_some() || (call.args.is_none() && call.params.is_some()) {
         return None;
     }
-    let procedure = call.procedure.filter(|name| !name.is_empty())?;
+    let procedure = call.procedure.filter(|name| !name.0.is_empty())?;
     let correlation_id = match call.correlation_id {
         None => None,
         Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
@@ -98,13 +98,11 @@ pub(crate) fn parse_common_call(bytes: &bytes::Bytes) -> Option<Envelope> {
         None => Args::default(),
     };
     Some(Envelope {
-        address: Address {
-            scope: call
-                .scope
-                .map_or_else(|| "global".to_owned(), Cow::into_owned),
-            procedure: procedure.into_owned(),
-            version: call.version.map_or_else(|| "1".to_owned(), |v| v.0),
-        },
+        address: Address::read(
+            call.scope.as_ref().map_or("global", |scope| &scope.0),
+            &procedure.0,
+            call.version.as_ref().map_or("1", |version| &version.0),
+        ),
         args,
         identity: call.identity,
         correlation_id,
@@ -134,10 +132,11 @@ pub(crate) fn assert_same(common: &Envelope, general: &Envelope) {
 #[derive(Deserialize)]
 struct Common<'a> {
     #[serde(borrow)]
-    procedure: Option<Cow<'a, str>>,
+    procedure: Option<Text<'a>>,
     #[serde(borrow)]
-    scope: Option<Cow<'a, str>>,
-    version: Option<Version>,
+    scope: Option<Text<'a>>,
+    #[serde(borrow)]
+    version: Option<Version<'a>>,
     #[serde(borrow)]
     args: Option<&'a RawValue>,
     params: Option<IgnoredAny>,
@@ -149,25 +148,51 @@ struct Common<'a> {
     jsonrpc: Option<IgnoredAny>,
 }
 
-/// A version: a string, or an integer written as one.
-struct Version(String);
+/// A string, borrowed from the bytes unless it has escapes (serde's own
+/// `Cow` inside an `Option` always copies).
+struct Text<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Version {
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Version;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// A version: a string, or an integer written as one.
+struct Version<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Version<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Version<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a string or an integer")
             }
-            fn visit_str<E>(self, version: &str) -> Result<Version, E> {
-                Ok(Version(version.to_owned()))
+            fn visit_borrowed_str<E>(self, version: &'de str) -> Result<Version<'de>, E> {
+                Ok(Version(Cow::Borrowed(version)))
             }
-            fn visit_u64<E>(self, version: u64) -> Result<Version, E> {
-                Ok(Version(version.to_string()))
+            fn visit_str<E>(self, version: &str) -> Result<Version<'de>, E> {
+                Ok(Version(Cow::Owned(version.to_owned())))
             }
-            fn visit_i64<E>(self, version: i64) -> Result<Version, E> {
-                Ok(Version(version.to_string()))
+            fn visit_u64<E>(self, version: u64) -> Result<Version<'de>, E> {
+                Ok(Version(Cow::Owned(version.to_string())))
+            }
+            fn visit_i64<E>(self, version: i64) -> Result<Version<'de>, E> {
+                Ok(Version(Cow::Owned(version.to_string())))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -277,15 +302,7 @@ fn read_call(object: &mut Map<String, Value>) -> Result<CallParts, String> {
         Some(args) => args,
     };
     let identity = read_identity(object.remove("identity"))?;
-    Ok((
-        Address {
-            scope,
-            procedure,
-            version,
-        },
-        args,
-        identity,
-    ))
+    Ok((Address::read(&scope, &procedure, &version), args, identity))
 }
 
 fn read_identity(value: Option<Value>) -> Result<Option<Identity>, String> {

@@ -270,7 +270,7 @@ pub(crate) fn address(method: &str, known: impl Fn(&Address) -> bool) -> Address
         Some((name, version)) => (name, version),
         None => (method, "1"),
     };
-    let at = |scope: &str, procedure: &str| Address::new(scope, procedure, version);
+    let at = |scope: &str, procedure: &str| Address::read(scope, procedure, version);
     let mut splits = name
         .match_indices('/')
         .map(|(index, _)| at(&name[..index], &name[index + 1..]));

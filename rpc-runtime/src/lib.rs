@@ -229,7 +229,7 @@ pub use procedure::{
 pub use rpc_macros::rpc;
 pub use schemars::JsonSchema;
 pub use state::State;
-pub use trace::TraceContext;
+pub use trace::{SpanId, TraceContext, TraceId};
 
 /// Middleware: tower layers around every call (see
 /// [`ServerBuilder::layer`]), and the ones that ship with the framework.

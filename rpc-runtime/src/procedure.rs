@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,27 +17,62 @@ use std::pin::Pin;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Where a procedure lives: matching is exact on all three parts.
+///
+/// The parts borrow `'static` strings where they can (the address of a
+/// procedure linked into the binary, and the addresses calls name that
+/// match one), and own them otherwise: copying such an address, or reading
+/// it from a request, allocates nothing.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Address {
     /// The scope, `"global"` unless given.
-    pub scope: String,
+    pub scope: Cow<'static, str>,
     /// The procedure name.
-    pub procedure: String,
+    pub procedure: Cow<'static, str>,
     /// The version, `"1"` unless given.
-    pub version: String,
+    pub version: Cow<'static, str>,
 }
 
 impl Address {
-    /// An address from its three parts.
+    /// An address from its three parts (`&'static str` or `String`).
     pub fn new(
-        scope: impl Into<String>,
-        procedure: impl Into<String>,
-        version: impl Into<String>,
+        scope: impl Into<Cow<'static, str>>,
+        procedure: impl Into<Cow<'static, str>>,
+        version: impl Into<Cow<'static, str>>,
     ) -> Self {
         Address {
             scope: scope.into(),
             procedure: procedure.into(),
             version: version.into(),
+        }
+    }
+
+    /// The address a request names: that of a procedure linked into this
+    /// binary shares its strings; any other owns copies.
+    pub(crate) fn read(scope: &str, procedure: &str, version: &str) -> Self {
+        // Sorted by procedure name first, the part that tells procedures
+        // apart soonest, and by lengths before bytes.
+        fn key<'a>(scope: &'a str, procedure: &'a str, version: &'a str) -> impl Ord + 'a {
+            (
+                (procedure.len(), procedure.as_bytes()),
+                (scope.len(), scope.as_bytes()),
+                version.as_bytes(),
+            )
+        }
+        static LINKED: std::sync::LazyLock<Vec<(&str, &str, &str)>> =
+            std::sync::LazyLock::new(|| {
+                let mut linked: Vec<_> = crate::descriptor::Descriptor::all()
+                    .map(|d| (d.scope, d.procedure, d.version))
+                    .collect();
+                linked.sort_unstable_by(|a, b| key(a.0, a.1, a.2).cmp(&key(b.0, b.1, b.2)));
+                linked
+            });
+        let wanted = key(scope, procedure, version);
+        match LINKED.binary_search_by(|&(s, p, v)| key(s, p, v).cmp(&wanted)) {
+            Ok(index) => {
+                let (scope, procedure, version) = LINKED[index];
+                Address::new(scope, procedure, version)
+            }
+            Err(_) => Address::new(scope.to_owned(), procedure.to_owned(), version.to_owned()),
         }
     }
 

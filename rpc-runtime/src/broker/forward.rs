@@ -70,7 +70,7 @@ impl Broker {
             None => queue_name(&address).into(),
         };
         let properties = BasicProperties::default()
-            .with_headers(wire::trace_headers(&message.trace_id, &span_id, &trace))
+            .with_headers(wire::trace_headers(&message.trace_id, span_id, &trace))
             .with_correlation_id(wire::correlation_id(id))
             .with_reply_to(REPLY_TO.into())
             .with_expiration(wire::expiration(remaining))

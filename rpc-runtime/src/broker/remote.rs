@@ -234,7 +234,7 @@ mod tests {
         state
             .procedures
             .keys()
-            .map(|a| a.procedure.clone())
+            .map(|a| a.procedure.to_string())
             .collect()
     }
 

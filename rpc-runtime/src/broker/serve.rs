@@ -103,7 +103,7 @@ impl Broker {
                     internal: message.internal,
                     caller: message.caller,
                     trace_id,
-                    span_id: String::new(),
+                    span_id: None,
                     trace,
                     deadline: Some(deadline_in(remaining)),
                     user_id: message.user_id,

@@ -93,15 +93,21 @@ pub(crate) fn queue_name(address: &Address) -> String {
 /// The AMQP headers of a call: the W3C trace context of the gateway's
 /// span, `traceparent` and (if any) `tracestate`.
 pub(crate) fn trace_headers(
-    trace_id: &str,
-    span_id: &str,
+    trace_id: &crate::TraceId,
+    span_id: Option<crate::SpanId>,
     trace: &crate::trace::TraceContext,
 ) -> FieldTable {
     let mut headers = FieldTable::default();
-    headers.insert(
-        "traceparent".into(),
-        AMQPValue::LongString(crate::trace::traceparent(trace_id, span_id, trace.sampled).into()),
-    );
+    // A call always has a span once the pipeline ran it; one that has
+    // none yet names its caller's, if any.
+    if let Some(span_id) = span_id.or(trace.parent_span_id) {
+        headers.insert(
+            "traceparent".into(),
+            AMQPValue::LongString(
+                crate::trace::traceparent(trace_id, &span_id, trace.sampled).into(),
+            ),
+        );
+    }
     if let Some(state) = &trace.state {
         headers.insert(
             "tracestate".into(),
@@ -114,7 +120,7 @@ pub(crate) fn trace_headers(
 /// The trace a delivered call continues, from its AMQP headers.
 pub(crate) fn trace_from_headers(
     headers: Option<&FieldTable>,
-) -> Option<(String, crate::trace::TraceContext)> {
+) -> Option<(crate::TraceId, crate::trace::TraceContext)> {
     let text = |name: &str| match headers?.inner().get(name)? {
         AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
         AMQPValue::ShortString(value) => Some(value.as_str()),
@@ -143,7 +149,7 @@ pub(crate) struct CallMessage {
     pub(crate) identity: Option<Identity>,
     pub(crate) internal: bool,
     pub(crate) caller: Caller,
-    pub(crate) trace_id: String,
+    pub(crate) trace_id: crate::TraceId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) user_id: Option<String>,
     /// The request metadata, with only the headers the gateway forwards.
@@ -293,9 +299,9 @@ mod tests {
                 transport: "http".into(),
                 connection_id: None,
                 ip: None,
-                server: String::new(),
+                server: "".into(),
             },
-            trace_id: String::new(),
+            trace_id: crate::trace::new_trace_id(),
             user_id: None,
             metadata: Default::default(),
             timeout_ms,

@@ -95,7 +95,10 @@ pub(crate) fn module(server: &str, procedures: &[ProcedureSpec]) -> String {
             string(&address.procedure),
             string(&address.version),
         );
-        methods.entry(address.scope.clone()).or_default().push(text);
+        methods
+            .entry(address.scope.to_string())
+            .or_default()
+            .push(text);
     }
 
     out.push_str(

@@ -122,7 +122,8 @@ impl Target<'_> {
 }
 
 pub(crate) struct Pipeline {
-    pub(crate) name: String,
+    /// The server's name, which the calls it runs carry as their caller's.
+    pub(crate) name: Arc<str>,
     pub(crate) registry: Registry,
     events: Events,
     authenticator: Option<Arc<dyn Authenticator>>,
@@ -166,7 +167,7 @@ impl Pipeline {
         Arc::new_cyclic(|me| {
             let middleware = middleware::stack(&config.layers, me.clone());
             Pipeline {
-                name: config.name,
+                name: config.name.into(),
                 registry: config.registry,
                 events: config.events,
                 authenticator: config.authenticator,
@@ -518,11 +519,13 @@ impl Pipeline {
 /// `otel` feature, the span continues the incoming trace in OpenTelemetry,
 /// and the ids are OpenTelemetry's when a layer exports them.
 fn trace_call(span: &tracing::Span, call: &mut Call) {
-    call.span_id = crate::trace::new_span_id();
+    call.span_id = Some(crate::trace::new_span_id());
     #[cfg(feature = "otel")]
     otel::link(span, call);
     span.record("rpc.trace_id", call.trace_id.as_str());
-    span.record("rpc.span_id", call.span_id.as_str());
+    if let Some(span_id) = &call.span_id {
+        span.record("rpc.span_id", span_id.as_str());
+    }
     if let Some(parent) = &call.trace.parent_span_id {
         span.record("rpc.parent_span_id", parent.as_str());
     }

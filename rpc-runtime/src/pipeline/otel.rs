@@ -10,10 +10,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// Sets the span's parent from the call's trace context, then takes the
 /// span's OpenTelemetry ids as the call's (when a layer gives it some).
 pub(super) fn link(span: &tracing::Span, call: &mut Call) {
-    if let (Some(parent), Ok(trace_id)) = (
-        call.trace.parent_span_id.as_deref(),
-        TraceId::from_hex(&call.trace_id),
-    ) && let Ok(span_id) = SpanId::from_hex(parent)
+    if let (Some(parent), Ok(trace_id)) =
+        (call.trace.parent_span_id, TraceId::from_hex(&call.trace_id))
+        && let Ok(span_id) = SpanId::from_hex(&parent)
     {
         let flags = if call.trace.sampled {
             TraceFlags::SAMPLED
@@ -32,7 +31,13 @@ pub(super) fn link(span: &tracing::Span, call: &mut Call) {
     let context = span.context();
     let own = context.span().span_context().clone();
     if own.is_valid() {
-        call.trace_id = own.trace_id().to_string();
-        call.span_id = own.span_id().to_string();
+        // OpenTelemetry's valid ids are well-formed W3C ids.
+        if let (Some(trace_id), Some(span_id)) = (
+            crate::TraceId::parse(&own.trace_id().to_string()),
+            crate::SpanId::parse(&own.span_id().to_string()),
+        ) {
+            call.trace_id = trace_id;
+            call.span_id = Some(span_id);
+        }
     }
 }

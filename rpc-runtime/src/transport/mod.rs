@@ -342,7 +342,7 @@ pub(crate) fn continue_trace(
 /// valid.
 pub(crate) fn trace_from(
     headers: &axum::http::HeaderMap,
-) -> Option<(String, crate::trace::TraceContext)> {
+) -> Option<(crate::TraceId, crate::trace::TraceContext)> {
     let text =
         |name: axum::http::HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
     let parent = crate::trace::TraceParent::parse(text(TRACEPARENT)?)?;

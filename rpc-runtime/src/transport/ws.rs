@@ -761,7 +761,7 @@ impl Session {
             user_id: info.user_id,
             identity: info.identity,
             ip: info.ip,
-            gateway: self.gateway.pipeline.name.clone(),
+            gateway: self.gateway.pipeline.name.to_string(),
             message,
         });
     }
