@@ -863,6 +863,58 @@ async fn silent_slow_and_idle_connections_are_closed_by_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn the_header_timeout_spares_requests_being_answered_and_websockets() {
+    use rpc_tests::raw;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let timeout = Duration::from_millis(300);
+    let running = start(Server::builder().http_header_timeout(timeout)).await;
+    let addr = running.http_addr().expect("http");
+
+    // A call that runs for four header timeouts is answered on its
+    // connection, and the connection then waits for its next head as
+    // long as any other.
+    let mut waiting = TcpStream::connect(addr).await.expect("connect");
+    let body = br#"{"procedure":"wait","scope":"test","args":{"ms":1200}}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    waiting.write_all(request.as_bytes()).await.expect("write");
+    waiting.write_all(body).await.expect("write");
+    let started = std::time::Instant::now();
+    let answered = closed_by_server(&mut waiting, Duration::from_secs(5))
+        .await
+        .expect("closed after its answer");
+    let answered = String::from_utf8_lossy(&answered);
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(answered.contains(r#""data":1200"#), "{answered}");
+    // Closed within two timeouts of the answer (the timer is checked
+    // lazily), and not before the answer.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1200)
+            && elapsed < Duration::from_millis(1200) + 3 * timeout,
+        "{elapsed:?}"
+    );
+
+    // A WebSocket that stays silent for many header timeouts stays open.
+    let mut socket = raw::connect(addr).await;
+    tokio::time::sleep(5 * timeout).await;
+    raw::send(
+        &mut socket,
+        json!({"procedure": "add", "scope": "math", "args": {"a": 1, "b": 2}, "correlationId": "late"}),
+    )
+    .await;
+    let reply = raw::recv(&mut socket).await;
+    assert_eq!(
+        (reply["correlationId"].clone(), reply["data"].clone()),
+        (json!("late"), json!(3)),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
 async fn a_body_that_does_not_arrive_in_time_is_408_and_closed() {
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpStream;

@@ -137,6 +137,13 @@ pub(crate) fn trace_from_headers(
     ))
 }
 
+fn trace_id_or_new<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<crate::TraceId, D::Error> {
+    let digits = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+    Ok(crate::TraceId::parse(&digits).unwrap_or_else(crate::trace::new_trace_id))
+}
+
 /// The body of a call message.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,6 +156,9 @@ pub(crate) struct CallMessage {
     pub(crate) identity: Option<Identity>,
     pub(crate) internal: bool,
     pub(crate) caller: Caller,
+    /// A trace id not in the W3C's form starts a new trace rather than
+    /// refusing the call.
+    #[serde(deserialize_with = "trace_id_or_new")]
     pub(crate) trace_id: crate::TraceId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) user_id: Option<String>,

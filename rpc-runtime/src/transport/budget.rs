@@ -1,11 +1,12 @@
 //! What one server lets all its clients hold at once: connections, and
-//! bytes of request bodies being read; and the write timeout that frees a
-//! connection whose client does not read its answers.
+//! bytes of request bodies being read; and the timeouts that free a
+//! connection whose client sends no request head, or does not read its
+//! answers.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -93,14 +94,78 @@ impl Drop for BodyBytes<'_> {
     }
 }
 
-/// A connection's IO with a write timeout: a write (or flush) that makes no
-/// progress for `limit` fails with `TimedOut`, which ends the connection.
-/// So a client that stops reading its answers, pipelining requests or
-/// not, is closed instead of holding the server's buffers.
+/// The requests of a connection, as its reader needs to know them to time
+/// the heads: counted as they begin and as they are answered (or dropped),
+/// and never again once the connection is upgraded.
+#[derive(Clone, Default)]
+pub(crate) struct Requests(Arc<RequestCounts>);
+
+#[derive(Default)]
+struct RequestCounts {
+    begun: AtomicU64,
+    answered: AtomicU64,
+    upgraded: AtomicBool,
+}
+
+impl Requests {
+    /// A request has begun (its head was read); it counts as answered when
+    /// what this returns is dropped.
+    pub(crate) fn begin(&self) -> Answering {
+        self.0.begun.fetch_add(1, Ordering::Relaxed);
+        Answering(self.clone())
+    }
+
+    /// The connection is a WebSocket now: it reads frames, not heads.
+    pub(crate) fn upgraded(&self) {
+        self.0.upgraded.store(true, Ordering::Relaxed);
+    }
+
+    /// Where the connection is: `None` once upgraded, else whether a
+    /// request is being answered, and a number that changes whenever a
+    /// request begins or is answered.
+    fn state(&self) -> Option<(bool, u64)> {
+        if self.0.upgraded.load(Ordering::Relaxed) {
+            return None;
+        }
+        let begun = self.0.begun.load(Ordering::Relaxed);
+        let answered = self.0.answered.load(Ordering::Relaxed);
+        Some((begun != answered, begun.wrapping_add(answered)))
+    }
+}
+
+/// A request being answered; dropped once it is (or once the connection
+/// gives it up).
+pub(crate) struct Answering(Requests);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.0.answered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection's IO with its timeouts.
+///
+/// A write (or flush) that makes no progress for the write timeout fails
+/// with `TimedOut`, which ends the connection: a client that stops
+/// reading its answers, pipelining requests or not, is closed instead of
+/// holding the server's buffers.
+///
+/// A read that waits while no request is being answered waits for a
+/// request's head: once the head timeout has run with no request begun or
+/// answered, it fails with `TimedOut`, which closes the connection (a
+/// silent client, one that sends its head a byte at a time, or an idle
+/// one). The timer is one per connection, armed once and checked lazily
+/// when it fires: a request begun or answered meanwhile arms it again
+/// rather than resetting it per request, so a head has between one and
+/// two timeouts to arrive, and a request costs two counter increments.
 pub(crate) struct TimedIo<T> {
     inner: T,
     limit: Duration,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    head_timeout: Duration,
+    /// The head timer, and the requests' state when it was armed.
+    head: Option<(Pin<Box<tokio::time::Sleep>>, u64)>,
+    requests: Requests,
     read: BytesRead,
     /// An answer written in place of one of hyper's (see `framing.rs`),
     /// not written yet.
@@ -120,11 +185,20 @@ impl BytesRead {
 }
 
 impl<T> TimedIo<T> {
-    pub(crate) fn new(inner: T, limit: Duration, read: BytesRead) -> Self {
+    pub(crate) fn new(
+        inner: T,
+        limit: Duration,
+        head_timeout: Duration,
+        requests: Requests,
+        read: BytesRead,
+    ) -> Self {
         TimedIo {
             inner,
             limit,
             stalled: None,
+            head_timeout,
+            head: None,
+            requests,
             read,
             replacing: Vec::new(),
         }
@@ -163,6 +237,34 @@ impl<T> TimedIo<T> {
         )))
     }
 
+    /// Called when a read is pending: fails once the head timeout has run
+    /// with the connection waiting for a head and nothing begun or
+    /// answered.
+    fn wait_for_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((_, mut progress)) = self.requests.state() else {
+            return Poll::Pending;
+        };
+        let timeout = self.head_timeout;
+        let (timer, armed_at) = self
+            .head
+            .get_or_insert_with(|| (Box::pin(tokio::time::sleep(timeout)), progress));
+        while timer.as_mut().poll(cx).is_ready() {
+            match self.requests.state() {
+                Some((false, now)) if now == *armed_at => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client sent no request head within the header timeout",
+                    )));
+                }
+                Some((_, now)) => progress = now,
+                None => return Poll::Pending,
+            }
+            *armed_at = progress;
+            timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+        }
+        Poll::Pending
+    }
+
     fn progressed<R>(&mut self, result: io::Result<R>) -> Poll<io::Result<R>> {
         self.stalled = None;
         Poll::Ready(result)
@@ -179,6 +281,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if polled.is_pending() {
+            return self.wait_for_head(cx);
+        }
         let read = (buf.filled().len() - before) as u64;
         if read > 0 {
             self.read

@@ -1,15 +1,15 @@
 //! The accept loop: one HTTP/1.1 connection per accepted socket, served by
-//! hyper with a timer, so that a connection that does not send a request's
-//! head in time is closed (`axum::serve` sets no timer, and without one
-//! hyper enforces no header timeout: a client could hold connections open
-//! by sending nothing). Upgrades (WebSocket) and graceful shutdown work as
+//! hyper over an IO with timeouts (`budget::TimedIo`), so that a connection
+//! that does not send a request's head in time is closed (`axum::serve`
+//! enforces no header timeout: a client could hold connections open by
+//! sending nothing). Upgrades (WebSocket) and graceful shutdown work as
 //! with `axum::serve`.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,13 +40,15 @@ where
     let (finished, done_rx) = watch::channel(());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        // The connection's IO times the heads, with one timer per
+        // connection rather than hyper's one per request.
+        .header_read_timeout(None)
         // Bounds what a connection's pipelined requests can hold in the
         // read buffer while their answers wait to be written.
         .max_buf_size(limits.read_buffer);
     let budget = limits.budget.clone();
     let write_timeout = limits.write_timeout;
+    let header_timeout = limits.header_timeout;
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -65,17 +67,34 @@ where
             continue;
         };
         let read = super::budget::BytesRead::default();
+        let requests = super::budget::Requests::default();
         let service = service(Accepted(Arc::new(Connection {
             peer,
             slot,
             read: read.clone(),
+            requests: requests.clone(),
         })));
         // The services served here are always ready, so each request
         // calls a clone without `poll_ready`.
+        let begin = requests.clone();
         let per_request = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            service.clone().call(request.map(Body::new))
+            use futures_util::FutureExt;
+            let answering = begin.begin();
+            service
+                .clone()
+                .call(request.map(Body::new))
+                .map(move |response| {
+                    drop(answering);
+                    response
+                })
         });
-        let io = TokioIo::new(super::budget::TimedIo::new(stream, write_timeout, read));
+        let io = TokioIo::new(super::budget::TimedIo::new(
+            stream,
+            write_timeout,
+            header_timeout,
+            requests,
+            read,
+        ));
         let connection = builder.serve_connection(io, per_request).with_upgrades();
         let mut stop_rx = stop_rx.clone();
         let done_rx = done_rx.clone();
@@ -112,6 +131,8 @@ pub(crate) struct Connection {
     pub(crate) slot: super::budget::ConnectionSlot,
     /// And its byte count.
     pub(crate) read: super::budget::BytesRead,
+    /// Its requests, which an upgrade ends.
+    pub(crate) requests: super::budget::Requests,
 }
 
 impl Accepted {

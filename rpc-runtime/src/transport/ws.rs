@@ -141,6 +141,10 @@ pub(crate) async fn upgrade(
     // Both absent when the router is served by an application's own server.
     let accepted = super::listener::Accepted::of(&parts.extensions);
     let slot = accepted.map(|connection| connection.slot.clone());
+    // Frames come now, not heads: the head timeout ends.
+    if let Some(connection) = accepted {
+        connection.requests.upgraded();
+    }
     let bytes_read = accepted.map(|connection| connection.read.clone());
     let headers = parts.headers;
     let limit = ws_config.max_frame;
