@@ -341,24 +341,41 @@ struct WireOut<'a> {
     correlation_id: Option<&'a Value>,
 }
 
-/// Writes the response to a call.
-/// [`encode_response`] as text, for WebSocket frames (serde_json writes
-/// UTF-8, so nothing is checked again).
+/// [`encode_response`] as text, for WebSocket frames.
 pub(crate) fn encode_response_text(
     result: &Result<Value, RpcError>,
     correlation_id: Option<&Value>,
 ) -> String {
-    // Writing a Value-based struct into a String cannot fail.
-    serde_json::to_string(&wire_out(result, correlation_id)).unwrap_or_default()
+    // serde_json writes UTF-8, and so does `encode_response` around it.
+    String::from_utf8(encode_response(result, correlation_id)).unwrap_or_default()
 }
 
+/// Writes the response to a call. A success is written field by field
+/// (its fixed parts as they are, its data and correlation id by serde);
+/// an error through [`WireOut`]. Both write what `WireOut` would.
 pub(crate) fn encode_response(
     result: &Result<Value, RpcError>,
     correlation_id: Option<&Value>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    // Serializing a Value-based struct to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, &wire_out(result, correlation_id));
+    // Serializing Values (and a Value-based struct) to a Vec cannot fail.
+    match result {
+        Ok(data) => {
+            out.extend_from_slice(br#"{"code":200,"success":true"#);
+            if !data.is_null() {
+                out.extend_from_slice(br#","data":"#);
+                let _ = serde_json::to_writer(&mut out, data);
+            }
+            if let Some(id) = correlation_id {
+                out.extend_from_slice(br#","correlationId":"#);
+                let _ = serde_json::to_writer(&mut out, id);
+            }
+            out.push(b'}');
+        }
+        Err(_) => {
+            let _ = serde_json::to_writer(&mut out, &wire_out(result, correlation_id));
+        }
+    }
     out
 }
 
@@ -443,6 +460,37 @@ mod tests {
         match value {
             Value::Object(object) => object,
             _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn successes_are_written_as_the_wire_struct_writes_them() {
+        let data = [
+            json!(null),
+            json!(3),
+            json!("text with \"quotes\" and é"),
+            json!({"sum": 19, "nested": [1, {"a": null}]}),
+        ];
+        let ids = [
+            None,
+            Some(json!("c-1")),
+            Some(json!(17)),
+            Some(json!("\u{1}")),
+        ];
+        for data in &data {
+            for id in &ids {
+                let result = Ok(data.clone());
+                let expected = serde_json::to_vec(&wire_out(&result, id.as_ref())).unwrap();
+                let written = encode_response(&result, id.as_ref());
+                assert_eq!(
+                    String::from_utf8_lossy(&written),
+                    String::from_utf8_lossy(&expected)
+                );
+                assert_eq!(
+                    encode_response_text(&result, id.as_ref()).as_bytes(),
+                    &expected[..]
+                );
+            }
         }
     }
 

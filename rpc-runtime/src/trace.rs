@@ -229,9 +229,14 @@ fn hex<const N: usize, const D: usize>(words: [u64; N]) -> [u8; D] {
         pairs
     };
     let mut digits = [0u8; D];
-    let bytes = words.iter().flat_map(|word| word.to_be_bytes());
-    for (pair, byte) in digits.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&PAIRS[byte as usize]);
+    let mut at = 0;
+    for word in words {
+        for byte in word.to_be_bytes() {
+            if let Some(pair) = digits.get_mut(at..at + 2) {
+                pair.copy_from_slice(&PAIRS[byte as usize]);
+            }
+            at += 2;
+        }
     }
     digits
 }
