@@ -157,7 +157,7 @@ mod procs {
         Ok(json!({
             "traceId": ctx.trace_id(),
             "spanId": ctx.span_id(),
-            "parent": ctx.trace().and_then(|t| t.parent_span_id.clone()),
+            "parent": ctx.trace().and_then(|t| t.parent_span_id),
             "state": ctx.trace().and_then(|t| t.state.clone()),
             "nested": nested,
         }))
@@ -168,7 +168,7 @@ mod procs {
     pub async fn nested(ctx: Context) -> Value {
         json!({
             "traceId": ctx.trace_id(),
-            "parent": ctx.trace().and_then(|t| t.parent_span_id.clone()),
+            "parent": ctx.trace().and_then(|t| t.parent_span_id),
         })
     }
 
@@ -377,7 +377,7 @@ async fn errors_of_other_types_answer_500_and_are_logged_with_cause_and_trace_id
     let server = start(
         Server::builder()
             .host(scope("pipe-errors"))
-            .on_event(move |event| seen.lock().expect("lock").push(event.call.trace_id.clone())),
+            .on_event(move |event| seen.lock().expect("lock").push(event.call.trace_id)),
     )
     .await;
     let http = Http::new(server.http_addr().expect("http"));
@@ -943,7 +943,7 @@ async fn w3c_trace_context_is_read_started_continued_and_carried_through_the_bro
     let seen = spans.clone();
     let gateway = start(on_broker("trace-gateway").host_none().layer(from_fn(
         move |call: Call, next: CallService| {
-            seen.lock().expect("lock").push(call.span_id.clone());
+            seen.lock().expect("lock").push(call.span_id);
             next.oneshot(call)
         },
     )))
@@ -969,6 +969,50 @@ async fn w3c_trace_context_is_read_started_continued_and_carried_through_the_bro
     check(&body["data"], Some(&gateway_span));
     gateway.shutdown().await.expect("gateway stops");
     handler.shutdown().await.expect("handler stops");
+    server.shutdown().await.expect("server stops");
+}
+
+#[tokio::test]
+async fn addresses_read_from_requests_borrow_the_linked_procedures_strings() {
+    use std::borrow::Cow;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let server = start(Server::builder().host(scope("pipe-trace")).layer(from_fn(
+        move |call: Call, next: CallService| {
+            let address = &call.address;
+            let borrowed = [&address.scope, &address.procedure, &address.version]
+                .iter()
+                .all(|part| matches!(part, Cow::Borrowed(_)));
+            record
+                .lock()
+                .expect("lock")
+                .push((address.to_string(), borrowed));
+            next.oneshot(call)
+        },
+    )))
+    .await;
+    let http = Http::new(server.http_addr().expect("http"));
+    // The envelope read straight from the bytes, one whose procedure has an
+    // escape (read the general way), and JSON-RPC.
+    let (status, _) = http.call(envelope("pipe-trace", "traced", json!({}))).await;
+    assert_eq!(status, 200);
+    let (status, _) = http
+        .post(
+            "/",
+            br#"{"procedure":"\u0074raced","scope":"pipe-trace","version":1}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = http
+        .call(json!({"jsonrpc": "2.0", "method": "pipe-trace/traced", "params": {}, "id": 1}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Each call, and the one it makes with an address of literals.
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    for (address, borrowed) in &seen {
+        assert!(borrowed, "{address} owns its strings");
+    }
     server.shutdown().await.expect("server stops");
 }
 

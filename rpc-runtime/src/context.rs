@@ -24,7 +24,7 @@ pub struct Context {
 #[derive(Default)]
 struct Inner {
     /// The call being handled, without its args (the handler owns those).
-    call: Option<Call>,
+    call: Option<Box<Call>>,
     identity: Option<Identity>,
     invoker: Option<Arc<dyn Invoke>>,
 }
@@ -54,7 +54,7 @@ impl Context {
 
     /// The context of a call about to run; its args must have been taken.
     #[cfg(feature = "server")]
-    pub(crate) fn for_call(call: Call, invoker: Arc<dyn Invoke>) -> Self {
+    pub(crate) fn for_call(call: Box<Call>, invoker: Arc<dyn Invoke>) -> Self {
         Context {
             inner: Arc::new(Inner {
                 call: Some(call),

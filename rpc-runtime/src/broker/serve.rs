@@ -96,7 +96,7 @@ impl Broker {
                         },
                     )
                 });
-                let call = Call {
+                let call = Box::new(Call {
                     address: message.address,
                     args: message.args,
                     identity: message.identity,
@@ -108,7 +108,7 @@ impl Broker {
                     deadline: Some(deadline_in(remaining)),
                     user_id: message.user_id,
                     metadata: Arc::new(message.metadata),
-                };
+                });
                 match self.pipeline.upgrade() {
                     Some(pipeline) => pipeline.dispatch(call, Entry::Broker).await,
                     None => Err(RpcError::new(503, "the handler server is stopping")),

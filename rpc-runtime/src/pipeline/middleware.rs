@@ -83,7 +83,7 @@ impl Service<Call> for Rest {
                 return Err(RpcError::new(503, "the server has stopped"));
             };
             let target = pipeline.lookup(&call.address);
-            pipeline.run(call, target).finish().await
+            pipeline.run(Box::new(call), target).finish().await
         })
     }
 }

@@ -231,7 +231,7 @@ impl Pipeline {
     /// the transports.
     pub(crate) fn dispatch(
         &self,
-        mut call: Call,
+        mut call: Box<Call>,
         entry: Entry,
     ) -> impl Future<Output = Result<Value, RpcError>> + Send + '_ {
         let started = Instant::now();
@@ -252,7 +252,7 @@ impl Pipeline {
         );
         trace_call(&span, &mut call);
         // Hooks see the request as it came; only then is it copied.
-        let record = (!self.events.is_empty()).then(|| Box::new(call.clone()));
+        let record = (!self.events.is_empty()).then(|| call.clone());
         let target = self.lookup(&call.address);
         // A call no local procedure runs is counted under its address, whose
         // row is looked up before the call moves on; the address is copied
@@ -325,7 +325,7 @@ impl Pipeline {
 
     /// Stages 1 to 5; the middleware (or, without any, this function)
     /// goes on with [`Pipeline::run`].
-    fn stages<'a>(&'a self, mut call: Call, entry: Entry, target: Target<'a>) -> Answer<'a> {
+    fn stages<'a>(&'a self, mut call: Box<Call>, entry: Entry, target: Target<'a>) -> Answer<'a> {
         if entry == Entry::Transport && !self.accepting.load(Ordering::Relaxed) {
             return Answer::Now(Err(RpcError::new(503, "the server is shutting down")));
         }
@@ -355,7 +355,7 @@ impl Pipeline {
 
     /// Stage 5: the application's middleware, which goes on with
     /// [`Pipeline::run`]; without any, `run` directly.
-    fn middleware<'a>(&'a self, call: Call, target: Target<'a>) -> Answer<'a> {
+    fn middleware<'a>(&'a self, call: Box<Call>, target: Target<'a>) -> Answer<'a> {
         let Some(service) = &self.middleware else {
             return self.run(call, target);
         };
@@ -365,16 +365,16 @@ impl Pipeline {
         // (a concurrency limit) is waited for.
         let mut now = std::task::Context::from_waker(std::task::Waker::noop());
         match service.poll_ready(&mut now) {
-            Poll::Ready(Ok(())) => Answer::Later(service.call(call)),
+            Poll::Ready(Ok(())) => Answer::Later(service.call(*call)),
             Poll::Ready(Err(refused)) => Answer::Now(Err(refused)),
-            Poll::Pending => Answer::later(service.oneshot(call)),
+            Poll::Pending => Answer::later(service.oneshot(*call)),
         }
     }
 
     /// Stages 6 to 8: validation, the deadline, then the handler or the
     /// broker. Behind middleware the target is looked up again, since a
     /// middleware may have changed the address.
-    fn run<'a>(&'a self, mut call: Call, target: Target<'a>) -> Answer<'a> {
+    fn run<'a>(&'a self, mut call: Box<Call>, target: Target<'a>) -> Answer<'a> {
         let rules = target.rules();
         if let Some(rules) = rules
             && !rules.checked_by_type()
@@ -392,7 +392,7 @@ impl Pipeline {
             Target::Local(local) => self.run_local(call, local, deadline),
             Target::Remote(_) => match self.forward.get() {
                 Some(forward) => {
-                    let forwarded = forward.forward(call);
+                    let forwarded = forward.forward(*call);
                     Answer::later(async move {
                         self.until_drained(forwarded)
                             .await
@@ -406,7 +406,12 @@ impl Pipeline {
         }
     }
 
-    fn run_local<'a>(&'a self, mut call: Call, local: &'a Local, deadline: Instant) -> Answer<'a> {
+    fn run_local<'a>(
+        &'a self,
+        mut call: Box<Call>,
+        local: &'a Local,
+        deadline: Instant,
+    ) -> Answer<'a> {
         let args = std::mem::replace(&mut call.args, Args::taken());
         let context = Context::for_call(call, self.invoker());
         let address = &local.spec.address;
@@ -607,7 +612,7 @@ impl Invoke for Pipeline {
         let Some(me) = self.me.upgrade() else {
             return Box::pin(async { Err(RpcError::new(503, "the server has stopped")) });
         };
-        Box::pin(async move { me.dispatch(call, Entry::Procedure).await })
+        Box::pin(async move { me.dispatch(Box::new(call), Entry::Procedure).await })
     }
 
     fn server(&self) -> &ServerHandle {
@@ -649,7 +654,7 @@ mod tests {
     fn the_future_of_a_call_is_small() {
         let server = crate::Server::builder().build().expect("builds");
         let call = Call::new(crate::Address::new("test", "nothing", "1"), Value::Null);
-        let answer = server.pipeline().dispatch(call, Entry::Transport);
+        let answer = server.pipeline().dispatch(Box::new(call), Entry::Transport);
         let size = std::mem::size_of_val(&answer);
         assert!(size <= 512, "the future of a call takes {size} bytes");
     }

@@ -89,9 +89,12 @@ impl ServerBuilder {
     /// counted from when the server is ready for it: after accepting the
     /// connection, or after answering its previous request. A connection
     /// that sends no complete head in time is closed, so idle or stalled
-    /// clients cannot hold connections open. The body the head announces
-    /// must then arrive within the same time, or the request is answered
-    /// 408 and the connection closed. Default 30 s.
+    /// clients cannot hold connections open. (One timer per connection
+    /// checks this lazily, so a head has between one and two timeouts
+    /// to arrive; a request being answered, and a WebSocket, are not
+    /// timed.) The body the head announces must then arrive within the
+    /// timeout, or the request is answered 408 and the connection closed.
+    /// Default 30 s.
     pub fn http_header_timeout(mut self, timeout: Duration) -> Self {
         self.http_config.header_timeout = timeout;
         self

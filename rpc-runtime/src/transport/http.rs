@@ -146,7 +146,7 @@ fn envelope_call(
     parts: axum::http::request::Parts,
     peer: Option<SocketAddr>,
     envelope: envelope::Envelope,
-) -> (Call, Reply) {
+) -> (Box<Call>, Reply) {
     let metadata = http_metadata(parts.headers, peer);
     let mut call = super::client_call(gateway, envelope.address, envelope.args, metadata);
     call.identity = envelope.identity;
@@ -165,7 +165,7 @@ fn jsonrpc_call(
     parts: axum::http::request::Parts,
     peer: Option<SocketAddr>,
     mut request: jsonrpc::Request,
-) -> (Call, Reply) {
+) -> (Box<Call>, Reply) {
     let identity = super::authorization(&parts.headers, None).map(Identity::with_authorization);
     let metadata = Arc::new(http_metadata(parts.headers, peer));
     let id = request.id.take();

@@ -22,7 +22,7 @@ pub(crate) struct Work {
 pub(crate) fn work(
     gateway: &Gateway,
     incoming: Incoming,
-    mut prepare: impl FnMut(Request) -> Result<Call, RpcError>,
+    mut prepare: impl FnMut(Request) -> Result<Box<Call>, RpcError>,
 ) -> Work {
     let pipeline = gateway.pipeline.clone();
     match incoming {
@@ -84,7 +84,7 @@ pub(crate) fn work(
 
 async fn run(
     pipeline: &Pipeline,
-    call: Result<Call, RpcError>,
+    call: Result<Box<Call>, RpcError>,
 ) -> Result<serde_json::Value, RpcError> {
     match call {
         Ok(call) => pipeline.dispatch(call, Entry::Transport).await,
@@ -93,7 +93,11 @@ async fn run(
 }
 
 /// The call a request makes, from a client of `gateway`.
-pub(crate) fn call(gateway: &Gateway, request: Request, metadata: &Arc<crate::Metadata>) -> Call {
+pub(crate) fn call(
+    gateway: &Gateway,
+    request: Request,
+    metadata: &Arc<crate::Metadata>,
+) -> Box<Call> {
     let pipeline = &gateway.pipeline;
     let address = jsonrpc::address(&request.method, |address| pipeline.knows(address));
     let mut call = super::client_call_shared(gateway, address, request.args, metadata);
