@@ -242,6 +242,8 @@ impl<T> TimedIo<T> {
     /// answered.
     fn wait_for_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some((_, mut progress)) = self.requests.state() else {
+            // Upgraded: heads are over, and so is their timer.
+            self.head = None;
             return Poll::Pending;
         };
         let timeout = self.head_timeout;
@@ -257,7 +259,10 @@ impl<T> TimedIo<T> {
                     )));
                 }
                 Some((_, now)) => progress = now,
-                None => return Poll::Pending,
+                None => {
+                    self.head = None;
+                    return Poll::Pending;
+                }
             }
             *armed_at = progress;
             timer.as_mut().reset(tokio::time::Instant::now() + timeout);
