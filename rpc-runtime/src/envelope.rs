@@ -154,20 +154,8 @@ struct Text<'a>(Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(text)))
-            }
-            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(text.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
+        let text = TextVisitor { integers: false };
+        deserializer.deserialize_str(text).map(Text)
     }
 }
 
@@ -176,26 +164,56 @@ struct Version<'a>(Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Version<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Version<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string or an integer")
-            }
-            fn visit_borrowed_str<E>(self, version: &'de str) -> Result<Version<'de>, E> {
-                Ok(Version(Cow::Borrowed(version)))
-            }
-            fn visit_str<E>(self, version: &str) -> Result<Version<'de>, E> {
-                Ok(Version(Cow::Owned(version.to_owned())))
-            }
-            fn visit_u64<E>(self, version: u64) -> Result<Version<'de>, E> {
-                Ok(Version(Cow::Owned(version.to_string())))
-            }
-            fn visit_i64<E>(self, version: i64) -> Result<Version<'de>, E> {
-                Ok(Version(Cow::Owned(version.to_string())))
-            }
+        let version = TextVisitor { integers: true };
+        deserializer.deserialize_any(version).map(Version)
+    }
+}
+
+/// Reads [`Text`] and [`Version`]: a string, borrowed where it can be,
+/// and (where `integers`) an integer as its digits.
+struct TextVisitor {
+    integers: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for TextVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.integers {
+            "a string or an integer"
+        } else {
+            "a string"
+        })
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(text))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(text.to_owned()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Self::Value, E> {
+        self.integer(number, serde::de::Unexpected::Unsigned(number))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Self::Value, E> {
+        self.integer(number, serde::de::Unexpected::Signed(number))
+    }
+}
+
+impl TextVisitor {
+    fn integer<'de, E: serde::de::Error>(
+        self,
+        number: impl std::fmt::Display,
+        unexpected: serde::de::Unexpected<'_>,
+    ) -> Result<Cow<'de, str>, E> {
+        if self.integers {
+            Ok(Cow::Owned(number.to_string()))
+        } else {
+            Err(E::invalid_type(unexpected, &self))
         }
-        deserializer.deserialize_any(Visitor)
     }
 }
 
