@@ -936,6 +936,29 @@ async fn w3c_trace_context_is_read_started_continued_and_carried_through_the_bro
     )
     .await;
     check(&raw::recv(&mut socket).await["data"], Some(PARENT));
+    // WebSocket: the upgrade request's headers, for every call on the
+    // connection.
+    let mut upgrade =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/"
+        ))
+        .expect("request");
+    let headers = upgrade.headers_mut();
+    headers.insert("traceparent", traceparent.parse().expect("header"));
+    headers.insert("tracestate", "vendor=ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(upgrade)
+        .await
+        .expect("websocket connects");
+    for id in 1..=2 {
+        raw::send(
+            &mut socket,
+            json!({"scope": "pipe-trace", "procedure": "traced", "correlationId": id}),
+        )
+        .await;
+        let body = raw::recv(&mut socket).await;
+        check(&body["data"], Some(PARENT));
+        assert_eq!(body["data"]["state"], "vendor=ws");
+    }
 
     // Through RabbitMQ: the handler server's call is the gateway's child.
     let handler = start_broker(on_broker("trace-handler").host(scope("pipe-trace"))).await;

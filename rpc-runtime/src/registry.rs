@@ -87,6 +87,24 @@ pub(crate) fn compile(address: &Address, schema: &Value) -> Result<Validator, Er
 /// The local procedures, sorted by address.
 pub(crate) struct Registry {
     entries: Vec<Local>,
+    /// The entries' indices by where their addresses' strings are: an
+    /// address read from a request borrows the strings of the linked
+    /// procedure it names (`Address::read`), and is found by comparing
+    /// pointers rather than strings.
+    by_place: Vec<(Place, usize)>,
+}
+
+/// Where an address's three strings are, when it borrows all of them.
+type Place = [(usize, usize); 3];
+
+fn place(address: &Address) -> Option<Place> {
+    use std::borrow::Cow::Borrowed;
+    let (Borrowed(scope), Borrowed(procedure), Borrowed(version)) =
+        (&address.scope, &address.procedure, &address.version)
+    else {
+        return None;
+    };
+    Some([procedure, scope, version].map(|part| (part.as_ptr() as usize, part.len())))
 }
 
 impl Registry {
@@ -141,7 +159,13 @@ impl Registry {
                 checked_by_type,
             });
         }
-        Ok(Registry { entries })
+        let mut by_place: Vec<(Place, usize)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(index, local)| Some((place(&local.spec.address)?, index)))
+            .collect();
+        by_place.sort_unstable();
+        Ok(Registry { entries, by_place })
     }
 
     /// Fails with every hosted procedure's state type that `states` lacks.
@@ -171,6 +195,11 @@ impl Registry {
     }
 
     pub(crate) fn get(&self, address: &Address) -> Option<&Local> {
+        if let Some(place) = place(address)
+            && let Ok(found) = self.by_place.binary_search_by(|(at, _)| at.cmp(&place))
+        {
+            return Some(&self.entries[self.by_place[found].1]);
+        }
         let key = address.as_refs();
         self.entries
             .binary_search_by(|entry| entry.spec.address.as_refs().cmp(&key))

@@ -165,6 +165,9 @@ pub(crate) struct TimedIo<T> {
     head_timeout: Duration,
     /// The head timer, and the requests' state when it was armed.
     head: Option<(Pin<Box<tokio::time::Sleep>>, u64)>,
+    /// The waker the head timer holds: while it has not elapsed, a read
+    /// with the same waker need not poll it again.
+    head_waker: Option<std::task::Waker>,
     requests: Requests,
     read: BytesRead,
     /// An answer written in place of one of hyper's (see `framing.rs`),
@@ -198,6 +201,7 @@ impl<T> TimedIo<T> {
             stalled: None,
             head_timeout,
             head: None,
+            head_waker: None,
             requests,
             read,
             replacing: Vec::new(),
@@ -244,12 +248,21 @@ impl<T> TimedIo<T> {
         let Some((_, mut progress)) = self.requests.state() else {
             // Upgraded: heads are over, and so is their timer.
             self.head = None;
+            self.head_waker = None;
             return Poll::Pending;
         };
         let timeout = self.head_timeout;
         let (timer, armed_at) = self
             .head
             .get_or_insert_with(|| (Box::pin(tokio::time::sleep(timeout)), progress));
+        let registered = self
+            .head_waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if registered && !timer.is_elapsed() {
+            return Poll::Pending;
+        }
+        self.head_waker = Some(cx.waker().clone());
         while timer.as_mut().poll(cx).is_ready() {
             match self.requests.state() {
                 Some((false, now)) if now == *armed_at => {
@@ -261,6 +274,7 @@ impl<T> TimedIo<T> {
                 Some((_, now)) => progress = now,
                 None => {
                     self.head = None;
+                    self.head_waker = None;
                     return Poll::Pending;
                 }
             }

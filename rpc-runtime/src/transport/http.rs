@@ -1,11 +1,11 @@
 //! `POST /` (and any path no other route takes): one call per request,
 //! stateless, identity in every envelope (protocol section 3).
 
-use super::{Common, Gateway, client_ip};
+use super::{Common, Gateway, Source};
 use crate::envelope::{self, Malformed};
 use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
-use crate::{Call, Identity, Metadata, RpcError};
+use crate::{Call, Identity, RpcError};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -147,8 +147,8 @@ fn envelope_call(
     peer: Option<SocketAddr>,
     envelope: envelope::Envelope,
 ) -> (Box<Call>, Reply) {
-    let metadata = http_metadata(parts.headers, peer);
-    let mut call = super::client_call(gateway, envelope.address, envelope.args, metadata);
+    let source = Source::new("http", parts.headers, peer, None);
+    let mut call = super::client_call(gateway, envelope.address, envelope.args, &source);
     call.identity = envelope.identity;
     super::continue_trace(
         &mut call,
@@ -167,20 +167,11 @@ fn jsonrpc_call(
     mut request: jsonrpc::Request,
 ) -> (Box<Call>, Reply) {
     let identity = super::authorization(&parts.headers, None).map(Identity::with_authorization);
-    let metadata = Arc::new(http_metadata(parts.headers, peer));
+    let source = Source::new("http", parts.headers, peer, None);
     let id = request.id.take();
-    let mut call = super::jsonrpc::call(gateway, request, &metadata);
+    let mut call = super::jsonrpc::call(gateway, request, &source);
     call.identity = identity;
     (call, Reply::JsonRpc(id))
-}
-
-fn http_metadata(headers: HeaderMap, peer: Option<SocketAddr>) -> Metadata {
-    Metadata {
-        transport: "http".into(),
-        ip: client_ip(&headers, peer),
-        connection_id: None,
-        headers,
-    }
 }
 
 /// Any request but the common call shape, read through a `Value`: an
@@ -229,9 +220,9 @@ async fn jsonrpc_entry(
     incoming: Incoming,
 ) -> Response {
     let identity = super::authorization(&parts.headers, None).map(Identity::with_authorization);
-    let metadata = Arc::new(http_metadata(parts.headers, peer));
+    let source = Source::new("http", parts.headers, peer, None);
     let work = super::jsonrpc::work(gateway, incoming, |request| {
-        let mut call = super::jsonrpc::call(gateway, request, &metadata);
+        let mut call = super::jsonrpc::call(gateway, request, &source);
         call.identity = identity.clone();
         Ok(call)
     });

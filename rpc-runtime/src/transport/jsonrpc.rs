@@ -8,7 +8,6 @@ use crate::jsonrpc::{self, Incoming, Request};
 use crate::pipeline::{Entry, Pipeline};
 use crate::{Call, RpcError};
 use futures_util::future::BoxFuture;
-use std::sync::Arc;
 
 /// What a body or frame asks for: how many calls it runs, and its answer
 /// (`None` when it held only notifications).
@@ -93,14 +92,10 @@ async fn run(
 }
 
 /// The call a request makes, from a client of `gateway`.
-pub(crate) fn call(
-    gateway: &Gateway,
-    request: Request,
-    metadata: &Arc<crate::Metadata>,
-) -> Box<Call> {
+pub(crate) fn call(gateway: &Gateway, request: Request, source: &super::Source) -> Box<Call> {
     let pipeline = &gateway.pipeline;
     let address = jsonrpc::address(&request.method, |address| pipeline.knows(address));
-    let mut call = super::client_call_shared(gateway, address, request.args, metadata);
+    let mut call = super::client_call(gateway, address, request.args, source);
     super::continue_trace(
         &mut call,
         request.traceparent.as_deref(),

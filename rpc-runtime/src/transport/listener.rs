@@ -96,7 +96,7 @@ where
             read,
         ));
         let connection = builder.serve_connection(io, per_request).with_upgrades();
-        let mut stop_rx = stop_rx.clone();
+        let stopped = stopped(stop_rx.clone());
         let done_rx = done_rx.clone();
         tokio::spawn(async move {
             tokio::pin!(connection);
@@ -104,7 +104,7 @@ where
                 // The connection first: most wake-ups are its own.
                 biased;
                 _ = connection.as_mut() => {}
-                _ = stop_rx.changed() => {
+                () = stopped => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }
@@ -117,6 +117,32 @@ where
     drop(done_rx);
     finished.closed().await;
     Ok(())
+}
+
+/// Resolves once the server stops (`stop` changes or closes). A
+/// connection's task polls it at each of its wake-ups, nearly all of them
+/// for the connection: it asks the channel (which takes a lock) only
+/// when the channel has changed, or when the task's waker is not the one
+/// the channel already holds.
+fn stopped(stop: watch::Receiver<()>) -> impl Future<Output = ()> + Send {
+    let peek = stop.clone();
+    let mut changed = Box::pin(async move {
+        let mut stop = stop;
+        let _ = stop.changed().await;
+    });
+    let mut registered: Option<std::task::Waker> = None;
+    std::future::poll_fn(move |cx| {
+        let unchanged = matches!(peek.has_changed(), Ok(false));
+        if unchanged
+            && registered
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            return std::task::Poll::Pending;
+        }
+        registered = Some(cx.waker().clone());
+        changed.as_mut().poll(cx)
+    })
 }
 
 /// The connection a request came on: the accept loop gives it to the

@@ -251,23 +251,63 @@ pub(crate) fn read_common(bytes: &axum::body::Bytes) -> Option<Common> {
     }
 }
 
-// Names looked up on every request, parsed once rather than at each
-// lookup.
-const X_REAL_IP: axum::http::HeaderName = axum::http::HeaderName::from_static("x-real-ip");
-const TRACEPARENT: axum::http::HeaderName = axum::http::HeaderName::from_static("traceparent");
-const TRACESTATE: axum::http::HeaderName = axum::http::HeaderName::from_static("tracestate");
+/// What the calls of one request, or of one WebSocket connection, share:
+/// their metadata, and the trace the request's headers continue. The
+/// headers are read in one pass, which costs less than a lookup of each
+/// name among the few a request has.
+pub(crate) struct Source {
+    pub(crate) metadata: Arc<crate::Metadata>,
+    trace: Option<(crate::TraceId, crate::trace::TraceContext)>,
+}
 
-/// The client's address: a valid `X-Real-IP` first, else the socket's peer
-/// (unknown when a mounted router is served without connect info).
-pub(crate) fn client_ip(
-    headers: &axum::http::HeaderMap,
-    peer: Option<std::net::SocketAddr>,
-) -> Option<std::net::IpAddr> {
-    headers
-        .get(X_REAL_IP)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse().ok())
-        .or_else(|| peer.map(|peer| peer.ip()))
+impl Source {
+    /// The client's address is a valid `X-Real-IP` first, else the
+    /// socket's peer (unknown when a mounted router is served without
+    /// connect info); the trace is a valid `traceparent`'s (with its
+    /// `tracestate`).
+    pub(crate) fn new(
+        transport: &'static str,
+        headers: axum::http::HeaderMap,
+        peer: Option<std::net::SocketAddr>,
+        connection_id: Option<String>,
+    ) -> Source {
+        let (mut real_ip, mut traceparent, mut tracestate) = (None, None, None);
+        for (name, value) in &headers {
+            let first = match name.as_str() {
+                "x-real-ip" => &mut real_ip,
+                "traceparent" => &mut traceparent,
+                "tracestate" => &mut tracestate,
+                _ => continue,
+            };
+            first.get_or_insert(value);
+        }
+        fn text(value: Option<&axum::http::HeaderValue>) -> Option<&str> {
+            value?.to_str().ok()
+        }
+        let ip = text(real_ip)
+            .and_then(|value| value.trim().parse().ok())
+            .or_else(|| peer.map(|peer| peer.ip()));
+        let trace = text(traceparent)
+            .and_then(crate::trace::TraceParent::parse)
+            .map(|parent| {
+                let context = crate::trace::TraceContext {
+                    parent_span_id: Some(parent.parent_id),
+                    sampled: parent.sampled,
+                    state: text(tracestate).map(str::to_owned),
+                };
+                (parent.trace_id, context)
+            });
+        let metadata = crate::Metadata {
+            transport: transport.into(),
+            ip,
+            connection_id,
+            headers,
+        };
+        Source {
+            metadata: Arc::new(metadata),
+            trace,
+        }
+    }
 }
 
 /// The credentials of a request: its `Authorization` header, else a
@@ -288,36 +328,27 @@ pub(crate) fn authorization(
         })
 }
 
-/// A call from a client of a transport: external, with a fresh trace id.
-/// (Boxed from the start: it moves through the pipeline's stages into the
-/// handler's context, as a pointer rather than its few hundred bytes.)
+/// A call from a client of a transport: external, with a fresh trace id
+/// unless its source continues a trace. (Boxed from the start: it moves
+/// through the pipeline's stages into the handler's context, as a pointer
+/// rather than its few hundred bytes.)
 pub(crate) fn client_call(
     gateway: &Gateway,
     address: crate::Address,
     args: crate::Args,
-    metadata: crate::Metadata,
-) -> Box<crate::Call> {
-    let metadata = Arc::new(metadata);
-    client_call_shared(gateway, address, args, &metadata)
-}
-
-/// [`client_call`] with metadata shared by the calls of a connection.
-pub(crate) fn client_call_shared(
-    gateway: &Gateway,
-    address: crate::Address,
-    args: crate::Args,
-    metadata: &Arc<crate::Metadata>,
+    source: &Source,
 ) -> Box<crate::Call> {
     let mut call = Box::new(crate::Call::new(address, args));
+    let metadata = &source.metadata;
     call.caller = crate::Caller::Client {
         transport: metadata.transport.clone(),
         connection_id: metadata.connection_id.clone(),
         ip: metadata.ip,
         server: gateway.pipeline.name.clone(),
     };
-    if let Some((trace_id, trace)) = trace_from(&metadata.headers) {
-        call.trace_id = trace_id;
-        call.trace = trace;
+    if let Some((trace_id, trace)) = &source.trace {
+        call.trace_id = *trace_id;
+        call.trace = trace.clone();
     }
     call.metadata = metadata.clone();
     call
@@ -338,22 +369,4 @@ pub(crate) fn continue_trace(
             state: tracestate,
         };
     }
-}
-
-/// The trace a request continues: its `traceparent` (and `tracestate`), if
-/// valid.
-pub(crate) fn trace_from(
-    headers: &axum::http::HeaderMap,
-) -> Option<(crate::TraceId, crate::trace::TraceContext)> {
-    let text =
-        |name: axum::http::HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
-    let parent = crate::trace::TraceParent::parse(text(TRACEPARENT)?)?;
-    Some((
-        parent.trace_id,
-        crate::trace::TraceContext {
-            parent_span_id: Some(parent.parent_id),
-            sampled: parent.sampled,
-            state: text(TRACESTATE).map(str::to_owned),
-        },
-    ))
 }

@@ -7,7 +7,7 @@
 //! that task (no task per call); pushes from elsewhere arrive through an
 //! unbounded queue whose size in bytes is capped.
 
-use super::{Gateway, client_call_shared, client_ip};
+use super::{Gateway, Source, client_call};
 use crate::envelope::{self, Frame, Malformed};
 use crate::events::run_hook;
 use crate::hub::Listening;
@@ -15,7 +15,7 @@ use crate::hub::connections::{Connection, ConnectionHook, close_code};
 use crate::hub::mesh::{MeshEvent, MeshEventKind};
 use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
-use crate::{Identity, Metadata, RpcError, ServerHandle};
+use crate::{Identity, RpcError, ServerHandle};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
@@ -135,7 +135,6 @@ pub(crate) async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let ip = client_ip(&parts.headers, peer);
     // The connection keeps its place in the server's budget while it is a
     // WebSocket.
     // Both absent when the router is served by an application's own server.
@@ -149,13 +148,11 @@ pub(crate) async fn upgrade(
     let headers = parts.headers;
     let limit = ws_config.max_frame;
     let id = uuid::Uuid::new_v4().to_string();
-    let metadata = Arc::new(Metadata {
-        transport: "websocket".into(),
-        ip,
-        connection_id: Some(id.clone()),
-        headers,
-    });
-    let ip = ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let source = Arc::new(Source::new("websocket", headers, peer, Some(id.clone())));
+    let ip = source
+        .metadata
+        .ip
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
     let (connection, outbound) =
         Connection::new(id, ip, identity, user_id, ws_config.max_queued_bytes);
     // Listed before the handshake is answered, and answered once the
@@ -177,7 +174,7 @@ pub(crate) async fn upgrade(
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
-            let mut session = Session::new(gateway, connection, metadata);
+            let mut session = Session::new(gateway, connection, source);
             session.unfinished = bytes_read.map(Unfinished::new);
             session.run(socket, outbound, listed).await;
             drop(slot);
@@ -210,8 +207,9 @@ struct Session {
     /// its pushes are then notifications, its refusals error objects.
     jsonrpc: bool,
     last_seen: Instant,
-    /// The upgrade request's, shared by every call on the connection.
-    metadata: Arc<Metadata>,
+    /// The upgrade request's metadata and trace, shared by every call on
+    /// the connection.
+    source: Arc<Source>,
     /// Tells an unfinished message, when the connection's bytes are
     /// counted.
     unfinished: Option<Unfinished>,
@@ -292,7 +290,7 @@ impl Drop for Listed {
 }
 
 impl Session {
-    fn new(gateway: Arc<Gateway>, connection: Arc<Connection>, metadata: Arc<Metadata>) -> Self {
+    fn new(gateway: Arc<Gateway>, connection: Arc<Connection>, source: Arc<Source>) -> Self {
         Session {
             gateway,
             connection,
@@ -301,7 +299,7 @@ impl Session {
             in_flight: 0,
             jsonrpc: false,
             last_seen: Instant::now(),
-            metadata,
+            source,
         }
     }
 
@@ -596,12 +594,8 @@ impl Session {
                         .answer(socket, &Err(busy), correlation_id.as_ref())
                         .await;
                 }
-                let mut call = client_call_shared(
-                    &self.gateway,
-                    envelope.address,
-                    envelope.args,
-                    &self.metadata,
-                );
+                let mut call =
+                    client_call(&self.gateway, envelope.address, envelope.args, &self.source);
                 call.identity = self.connection.identity();
                 call.user_id = self.connection.user_id();
                 super::continue_trace(
@@ -695,7 +689,7 @@ impl Session {
         };
         let gateway = self.gateway.clone();
         let (identity, user_id) = (self.connection.identity(), self.connection.user_id());
-        let metadata = self.metadata.clone();
+        let source = self.source.clone();
         let work = super::jsonrpc::work(&gateway, incoming, |request| {
             if request.method == jsonrpc::SET_IDENTITY || request.method == jsonrpc::CLIENT_MESSAGE
             {
@@ -704,7 +698,7 @@ impl Session {
                     request.method
                 )));
             }
-            let mut call = super::jsonrpc::call(&gateway, request, &metadata);
+            let mut call = super::jsonrpc::call(&gateway, request, &source);
             call.identity = identity.clone();
             call.user_id = user_id.clone();
             Ok(call)
