@@ -593,7 +593,7 @@ fn recording(
     impl Fn(
         Call,
         CallService,
-    ) -> rpc_runtime::__private::BoxFuture<Result<Value, rpc_runtime::RpcError>>
+    ) -> rpc_runtime::__private::BoxFuture<Result<rpc_runtime::Data, rpc_runtime::RpcError>>
     + Clone
     + Send
     + Sync
@@ -627,7 +627,7 @@ async fn middleware_wraps_every_call_in_the_order_added() {
             args.insert("added".into(), json!(true));
         }
         let answer = next.oneshot(call).await?;
-        Ok(json!({ "wrapped": answer }))
+        Ok(json!({ "wrapped": answer }).into())
     });
     let server = start(
         Server::builder()

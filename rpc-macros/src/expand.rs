@@ -140,7 +140,7 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
                 __rpc_value: &#private::Args,
                 __rpc_context: ::rpc_runtime::Context,
             ) -> ::core::result::Result<
-                #private::BoxFuture<::core::result::Result<#private::Value, ::rpc_runtime::RpcError>>,
+                #private::BoxFuture<::core::result::Result<::rpc_runtime::Data, ::rpc_runtime::RpcError>>,
                 ::rpc_runtime::RpcError,
             > {
                 #decode

@@ -3,13 +3,10 @@
 //! middleware, the schema validator, a log), and decoded into the
 //! procedure's args type straight from the text otherwise.
 
+use crate::json::{Json, reads_as_value};
 use bytes::Bytes;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use std::fmt;
-use std::ops::{Deref, DerefMut};
-use std::sync::OnceLock;
 
 /// The args of a [`Call`](crate::Call): reads as a [`Value`] (it
 /// dereferences to one), and keeps the text it arrived as, so that a
@@ -24,19 +21,10 @@ use std::sync::OnceLock;
 /// args["b"] = json!(2);
 /// assert_eq!(*args, json!({"a": 1, "b": 2}));
 /// ```
-pub struct Args {
-    /// The JSON text as it arrived (a slice of the request's own buffer,
-    /// not a copy); gone once the value is changed.
-    text: Option<Bytes>,
-    /// The value: given, or parsed from the text on first read.
-    value: OnceLock<Value>,
-}
+#[derive(Clone)]
+pub struct Args(Json);
 
-/// How deep the text may nest for it to be kept: parsing it later must not
-/// meet serde_json's recursion limit (128) when the text was only skimmed,
-/// nor take args the envelope's own limit (the same 128, its own level
-/// included) would refuse.
-const MAX_TEXT_DEPTH: usize = 126;
+reads_as_value!(Args);
 
 impl Args {
     /// Args from JSON text that `buffer` holds (so that they share it);
@@ -51,26 +39,7 @@ impl Args {
             }
             _ => Bytes::copy_from_slice(text),
         };
-        nests_within(&shared, MAX_TEXT_DEPTH).then(|| Args::kept(shared))
-    }
-
-    /// Args from JSON text of their own (a broker message's). Text that
-    /// nests deeper than kept text may is parsed now, or refused.
-    pub(crate) fn from_text(text: Box<RawValue>) -> serde_json::Result<Args> {
-        let text = Bytes::from(Box::<str>::from(text).into_boxed_bytes());
-        if nests_within(&text, MAX_TEXT_DEPTH) {
-            Ok(Args::kept(text))
-        } else {
-            serde_json::from_slice::<Value>(&text).map(Args::from)
-        }
-    }
-
-    /// `text` is valid JSON, nested no deeper than [`MAX_TEXT_DEPTH`].
-    fn kept(text: Bytes) -> Args {
-        Args {
-            text: Some(text),
-            value: OnceLock::new(),
-        }
+        Json::kept(shared).map(Args)
     }
 
     /// What stays in a call whose args its handler took: no text, and a
@@ -78,95 +47,17 @@ impl Args {
     /// nothing to make.
     #[cfg_attr(not(feature = "server"), allow(dead_code, reason = "the pipeline's"))]
     pub(crate) fn taken() -> Args {
-        Args {
-            text: None,
-            value: OnceLock::new(),
-        }
+        Args(Json::empty())
     }
 
     /// The JSON text they arrived as, while the value is unchanged.
     pub(crate) fn text(&self) -> Option<&str> {
-        // Checked whole (faster than string by string as serde_json's
-        // slice reader would).
-        std::str::from_utf8(self.text.as_deref()?).ok()
+        self.0.text()
     }
 
     /// The args as a value, parsed if they were text.
-    pub fn into_value(mut self) -> Value {
-        self.value.take().unwrap_or_else(|| parse(self.text()))
-    }
-}
-
-/// Text kept by [`Args::kept`] parses; `Null` stands in for the
-/// impossible failure.
-fn parse(text: Option<&str>) -> Value {
-    text.and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or(Value::Null)
-}
-
-/// Whether arrays and objects in JSON text nest at most `limit` deep
-/// (brackets inside strings do not count). Text with no more opening
-/// brackets than that is let through without reading it byte by byte.
-pub(crate) fn nests_within(text: &[u8], limit: usize) -> bool {
-    if opening_brackets_within(text, limit) {
-        return true;
-    }
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in text {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return false;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    true
-}
-
-/// Whether `text` holds at most `limit` opening brackets. Counted a
-/// block at a time into a byte, a loop the compiler turns into vector
-/// instructions: searching bracket by bracket cost eight times as much
-/// on a 4 KB text with a hundred of them.
-fn opening_brackets_within(text: &[u8], limit: usize) -> bool {
-    let mut opening = 0;
-    for block in text.chunks(u8::MAX as usize) {
-        let in_block = block.iter().fold(0u8, |count, &byte| {
-            count + u8::from(byte == b'[' || byte == b'{')
-        });
-        opening += usize::from(in_block);
-        if opening > limit {
-            return false;
-        }
-    }
-    true
-}
-
-impl From<Value> for Args {
-    fn from(value: Value) -> Self {
-        Args {
-            text: None,
-            value: OnceLock::from(value),
-        }
-    }
-}
-
-impl From<Args> for Value {
-    fn from(args: Args) -> Value {
-        args.into_value()
+    pub fn into_value(self) -> Value {
+        self.0.into_value()
     }
 }
 
@@ -177,84 +68,14 @@ impl Default for Args {
     }
 }
 
-impl Deref for Args {
-    type Target = Value;
-
-    fn deref(&self) -> &Value {
-        self.value.get_or_init(|| parse(self.text()))
-    }
-}
-
-/// Changing the value forgets the text.
-impl DerefMut for Args {
-    fn deref_mut(&mut self) -> &mut Value {
-        if self.value.get().is_none() {
-            let _ = self.value.set(parse(self.text()));
-        }
-        self.text = None;
-        self.value.get_mut().expect("set above")
-    }
-}
-
-impl Clone for Args {
-    fn clone(&self) -> Self {
-        Args {
-            text: self.text.clone(),
-            value: self.value.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for Args {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.value.get(), self.text()) {
-            (Some(value), _) => fmt::Debug::fmt(value, f),
-            (None, Some(text)) => f.write_str(text),
-            (None, None) => f.write_str("null"),
-        }
-    }
-}
-
-impl PartialEq for Args {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl PartialEq<Value> for Args {
-    fn eq(&self, other: &Value) -> bool {
-        **self == *other
-    }
-}
-
-/// The text as it arrived, else the value.
-impl Serialize for Args {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = self
-            .text()
-            .and_then(|text| serde_json::from_str::<&RawValue>(text).ok());
-        match text {
-            Some(text) => text.serialize(serializer),
-            None => (**self).serialize(serializer),
-        }
-    }
-}
-
-/// Kept as text (from serde_json's own deserializers).
-impl<'de> Deserialize<'de> for Args {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = Box::<RawValue>::deserialize(deserializer)?;
-        Args::from_text(text).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
     use serde_json::json;
 
     fn text(json: &str) -> Args {
-        Args::from_text(RawValue::from_string(json.into()).expect("json")).expect("args")
+        serde_json::from_str(json).expect("args")
     }
 
     #[test]
@@ -291,33 +112,12 @@ mod tests {
     }
 
     #[test]
-    fn text_nesting_deeper_than_a_value_may_is_refused() {
+    fn text_nesting_deeper_than_kept_text_may_is_not_kept() {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let buffer = Bytes::from(deep.clone());
         let raw = RawValue::from_string(deep).expect("skimmed without a limit");
-        assert!(Args::from_text(raw).is_err());
-        let kept = format!(
-            "{}{}",
-            "[".repeat(MAX_TEXT_DEPTH),
-            "]".repeat(MAX_TEXT_DEPTH)
-        );
-        let kept = text(&kept);
-        assert!(kept.text().is_some());
-        assert!(kept.is_array());
-        // Brackets in strings, escaped quotes included, do not nest.
-        assert!(nests_within(br#"["\"[[[[", "{{{{"]"#, 1));
-        assert!(!nests_within(br#"[["\\"]]"#, 1));
-    }
-
-    #[test]
-    fn opening_brackets_are_counted_across_blocks() {
-        let mut text = vec![b' '; 1000];
-        for at in [0, 254, 255, 509, 510, 999] {
-            text[at] = if at % 2 == 0 { b'[' } else { b'{' };
-        }
-        assert!(opening_brackets_within(&text, 6));
-        assert!(!opening_brackets_within(&text, 5));
-        assert!(opening_brackets_within(&[b'['; 255], 255));
-        assert!(!opening_brackets_within(&[b'{'; 256], 255));
+        assert!(Args::from_json_in(&buffer, &raw).is_none());
+        assert!(serde_json::from_str::<Args>(raw.get()).is_err());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use crate::procedure::BoxFuture;
 use crate::{Address, Args, Identity, RpcError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -252,7 +251,7 @@ impl TryFrom<CallerFields> for Caller {
 
 /// Something that can run calls: a server's pipeline.
 pub(crate) trait Invoke: Send + Sync {
-    fn invoke(&self, call: Call) -> BoxFuture<Result<Value, RpcError>>;
+    fn invoke(&self, call: Call) -> BoxFuture<Result<crate::Data, RpcError>>;
 
     /// The server the calls run on.
     #[cfg(feature = "server")]

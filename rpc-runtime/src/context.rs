@@ -1,7 +1,7 @@
 //! What a handler knows about its call, and how it calls other procedures.
 
 use crate::call::{Call, Caller, Invoke, Metadata};
-use crate::{Address, Identity, Procedure, RpcError};
+use crate::{Address, Data, Identity, Procedure, RpcError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -185,8 +185,8 @@ impl Context {
         P::Output: DeserializeOwned,
     {
         let args = serde_json::to_value(args).map_err(|_| RpcError::internal())?;
-        let data = self.call_json(Address::of::<P>(), args).await?;
-        serde_json::from_value(data).map_err(|error| {
+        let data = self.call_data(Address::of::<P>(), args).await?;
+        data.decode().map_err(|error| {
             RpcError::new(
                 502,
                 format!(
@@ -199,6 +199,12 @@ impl Context {
 
     /// Calls another procedure by address with JSON args.
     pub async fn call_json(&self, address: Address, args: Value) -> Result<Value, RpcError> {
+        self.call_data(address, args).await.map(Data::into_value)
+    }
+
+    /// Calls another procedure by address with JSON args, answering its
+    /// data as it came (text, when it was written as text).
+    pub async fn call_data(&self, address: Address, args: Value) -> Result<Data, RpcError> {
         let Some(invoker) = &self.inner.invoker else {
             return Err(RpcError::new(
                 503,

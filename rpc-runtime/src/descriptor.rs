@@ -10,7 +10,7 @@ use serde_json::Value;
 /// running call. An `Err` is a decode failure: the pipeline answers it with
 /// the schema validator's list of failures.
 pub type HandlerFn =
-    fn(&crate::Args, Context) -> Result<BoxFuture<Result<Value, RpcError>>, RpcError>;
+    fn(&crate::Args, Context) -> Result<BoxFuture<Result<crate::Data, RpcError>>, RpcError>;
 
 /// A registration, as `#[rpc]` submits it at link time.
 #[doc(hidden)]

@@ -5,7 +5,7 @@
 // Servers read calls and write responses; clients only read responses.
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
 
-use crate::{Address, Args, FieldError, Identity, RpcError};
+use crate::{Address, Args, Data, FieldError, Identity, RpcError};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -361,63 +361,54 @@ struct WireOut<'a> {
 
 /// [`encode_response`] as text, for WebSocket frames.
 pub(crate) fn encode_response_text(
-    result: &Result<Value, RpcError>,
+    result: &Result<Data, RpcError>,
     correlation_id: Option<&Value>,
 ) -> String {
-    // serde_json writes UTF-8, and so does `encode_response` around it.
+    // serde_json writes UTF-8, data kept as text is UTF-8, and so is what
+    // `encode_response` writes around them.
     String::from_utf8(encode_response(result, correlation_id)).unwrap_or_default()
 }
 
 /// Writes the response to a call. A success is written field by field
-/// (its fixed parts as they are, its data and correlation id by serde);
-/// an error through [`WireOut`]. Both write what `WireOut` would.
+/// (its fixed parts as they are, its data as the text it was written as,
+/// else by serde, like its correlation id); an error through
+/// [`WireOut`]. Both write what `WireOut` would.
 pub(crate) fn encode_response(
-    result: &Result<Value, RpcError>,
+    result: &Result<Data, RpcError>,
     correlation_id: Option<&Value>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
     // Serializing Values (and a Value-based struct) to a Vec cannot fail.
     match result {
         Ok(data) => {
+            let mut out = Vec::with_capacity(64 + data.text().map_or(192, <[u8]>::len));
             out.extend_from_slice(br#"{"code":200,"success":true"#);
             if !data.is_null() {
                 out.extend_from_slice(br#","data":"#);
-                let _ = serde_json::to_writer(&mut out, data);
+                data.write_to(&mut out);
             }
             if let Some(id) = correlation_id {
                 out.extend_from_slice(br#","correlationId":"#);
                 let _ = serde_json::to_writer(&mut out, id);
             }
             out.push(b'}');
+            out
         }
-        Err(_) => {
-            let _ = serde_json::to_writer(&mut out, &wire_out(result, correlation_id));
+        Err(error) => {
+            let mut out = Vec::with_capacity(256);
+            let _ = serde_json::to_writer(&mut out, &wire_error(error, correlation_id));
+            out
         }
     }
-    out
 }
 
-fn wire_out<'a>(
-    result: &'a Result<Value, RpcError>,
-    correlation_id: Option<&'a Value>,
-) -> WireOut<'a> {
-    match result {
-        Ok(data) => WireOut {
-            code: 200,
-            success: true,
-            data: (!data.is_null()).then_some(data),
-            message: None,
-            errors: None,
-            correlation_id,
-        },
-        Err(error) => WireOut {
-            code: error.code(),
-            success: false,
-            data: error.data(),
-            message: Some(error.message()),
-            errors: (!error.errors().is_empty()).then_some(error.errors()),
-            correlation_id,
-        },
+fn wire_error<'a>(error: &'a RpcError, correlation_id: Option<&'a Value>) -> WireOut<'a> {
+    WireOut {
+        code: error.code(),
+        success: false,
+        data: error.data(),
+        message: Some(error.message()),
+        errors: (!error.errors().is_empty()).then_some(error.errors()),
+        correlation_id,
     }
 }
 
@@ -497,17 +488,30 @@ mod tests {
         ];
         for data in &data {
             for id in &ids {
-                let result = Ok(data.clone());
-                let expected = serde_json::to_vec(&wire_out(&result, id.as_ref())).unwrap();
-                let written = encode_response(&result, id.as_ref());
-                assert_eq!(
-                    String::from_utf8_lossy(&written),
-                    String::from_utf8_lossy(&expected)
-                );
-                assert_eq!(
-                    encode_response_text(&result, id.as_ref()).as_bytes(),
-                    &expected[..]
-                );
+                let wire = WireOut {
+                    code: 200,
+                    success: true,
+                    data: (!data.is_null()).then_some(data),
+                    message: None,
+                    errors: None,
+                    correlation_id: id.as_ref(),
+                };
+                let expected = serde_json::to_vec(&wire).unwrap();
+                // Data kept as a value, and as text.
+                for result in [
+                    Ok(Data::from(data.clone())),
+                    Ok(Data::encode(data).unwrap()),
+                ] {
+                    let written = encode_response(&result, id.as_ref());
+                    assert_eq!(
+                        String::from_utf8_lossy(&written),
+                        String::from_utf8_lossy(&expected)
+                    );
+                    assert_eq!(
+                        encode_response_text(&result, id.as_ref()).as_bytes(),
+                        &expected[..]
+                    );
+                }
             }
         }
     }

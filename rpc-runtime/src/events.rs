@@ -2,7 +2,6 @@
 //! application runs.
 
 use crate::{Call, RpcError};
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ pub struct Event<'a> {
     /// The request, with its args.
     pub call: &'a Call,
     /// The response: data, or the error the caller got.
-    pub result: &'a Result<Value, RpcError>,
+    pub result: &'a Result<crate::Data, RpcError>,
     /// Time from dispatch to response.
     pub duration: Duration,
 }

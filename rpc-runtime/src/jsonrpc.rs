@@ -16,7 +16,7 @@
 // Servers read requests; the codes are shared with the docs.
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
 
-use crate::{Address, Args, RpcError};
+use crate::{Address, Args, Data, RpcError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -337,13 +337,6 @@ impl ErrorObject {
 }
 
 #[derive(Serialize)]
-struct Success<'a> {
-    jsonrpc: &'static str,
-    result: &'a Value,
-    id: &'a Value,
-}
-
-#[derive(Serialize)]
 struct Failure<'a> {
     jsonrpc: &'static str,
     error: &'a ErrorObject,
@@ -351,7 +344,7 @@ struct Failure<'a> {
 }
 
 /// The response to a request with `id`; none for a notification.
-pub(crate) fn response_to(id: Option<Value>, result: &Result<Value, RpcError>) -> Option<Vec<u8>> {
+pub(crate) fn response_to(id: Option<Value>, result: &Result<Data, RpcError>) -> Option<Vec<u8>> {
     id.map(|id| {
         let mut out = Vec::with_capacity(128);
         write_response(&mut out, &id, result);
@@ -360,19 +353,20 @@ pub(crate) fn response_to(id: Option<Value>, result: &Result<Value, RpcError>) -
 }
 
 /// Appends the response to request `id` to `out`.
-pub(crate) fn write_response(out: &mut Vec<u8>, id: &Value, result: &Result<Value, RpcError>) {
-    // Writing Value-based structs into a Vec cannot fail.
-    let _ = match result {
-        Ok(result) => serde_json::to_writer(
-            &mut *out,
-            &Success {
-                jsonrpc: "2.0",
-                result,
-                id,
-            },
-        ),
-        Err(error) => write_error(out, id, &ErrorObject::from_rpc(error)),
-    };
+pub(crate) fn write_response(out: &mut Vec<u8>, id: &Value, result: &Result<Data, RpcError>) {
+    // Writing Values and Value-based structs into a Vec cannot fail.
+    match result {
+        Ok(data) => {
+            out.extend_from_slice(br#"{"jsonrpc":"2.0","result":"#);
+            data.write_to(out);
+            out.extend_from_slice(br#","id":"#);
+            let _ = serde_json::to_writer(&mut *out, id);
+            out.push(b'}');
+        }
+        Err(error) => {
+            let _ = write_error(out, id, &ErrorObject::from_rpc(error));
+        }
+    }
 }
 
 /// Appends an error response to `out`.
@@ -632,8 +626,21 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"rpc.serverMessage","params":{"message":{"a":[1]}}}"#
         );
         let mut out = Vec::new();
-        write_response(&mut out, &json!(1), &Ok(Value::Null));
+        write_response(&mut out, &json!(1), &Ok(Data::default()));
         assert_eq!(out, br#"{"jsonrpc":"2.0","result":null,"id":1}"#);
+        // Data as text and as a value, ids of each kind.
+        for data in [
+            Data::encode(&json!({"sum": 19, "s": "\"é\""})).unwrap(),
+            Data::from(json!({"sum": 19, "s": "\"é\""})),
+        ] {
+            for id in [json!(1), json!("a\u{1}"), Value::Null] {
+                let mut out = Vec::new();
+                write_response(&mut out, &id, &Ok(data.clone()));
+                let expected = json!({"jsonrpc": "2.0", "result": *data, "id": id});
+                let written: Value = serde_json::from_slice(&out).expect("json");
+                assert_eq!(written, expected);
+            }
+        }
         assert_eq!(write_batch(&[Vec::new()]), None);
     }
 }

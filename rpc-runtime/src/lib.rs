@@ -74,12 +74,14 @@ extern crate self as rpc_runtime;
 mod args;
 mod call;
 mod context;
+mod data;
 mod decode;
 mod descriptor;
 mod envelope;
 mod error;
 mod html;
 mod identity;
+mod json;
 mod procedure;
 mod state;
 mod trace;
@@ -140,10 +142,12 @@ pub mod __fuzz {
                 if let Some(common) = common {
                     envelope::assert_same(&common, &call);
                 }
-                let _ = envelope::encode_response_text(
-                    &Ok(call.args.into_value()),
-                    call.correlation_id.as_ref(),
-                );
+                // The args as data, as text and as a value.
+                let value = call.args.into_value();
+                let text = crate::Data::encode(&value).expect("a value serializes");
+                for data in [text, crate::Data::from(value)] {
+                    let _ = envelope::encode_response_text(&Ok(data), call.correlation_id.as_ref());
+                }
             }
             Err(malformed) => {
                 assert!(common.is_none(), "read as a call: {malformed:?}");
@@ -221,6 +225,7 @@ pub mod __fuzz {
 pub use args::Args;
 pub use call::{Call, Caller, Metadata};
 pub use context::Context;
+pub use data::Data;
 pub use error::{Error, FieldError, RpcError};
 pub use identity::Identity;
 pub use procedure::{

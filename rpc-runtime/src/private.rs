@@ -44,9 +44,11 @@ pub fn decode_args<P: Procedure>(args: &Args) -> Result<P::Args, RpcError> {
 }
 
 /// Encodes a handler's outcome as the data of the response.
-pub fn encode_result<P: Procedure>(result: Result<P::Output, P::Error>) -> Result<Value, RpcError> {
+pub fn encode_result<P: Procedure>(
+    result: Result<P::Output, P::Error>,
+) -> Result<crate::Data, RpcError> {
     match result {
-        Ok(output) => serde_json::to_value(output).map_err(|_| RpcError::internal()),
+        Ok(output) => crate::Data::encode(&output).map_err(|_| RpcError::internal()),
         Err(error) => Err(error.into()),
     }
 }

@@ -10,7 +10,6 @@ use crate::{Address, Call, RpcError};
 use futures_util::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use tokio::sync::{Notify, oneshot};
 impl Broker {
     /// Gateway side: publishes a call the pipeline has checked and given
     /// its deadline, and waits for the reply until then.
-    pub(super) async fn forward_call(&self, call: Call) -> Result<Value, RpcError> {
+    pub(super) async fn forward_call(&self, call: Call) -> Result<crate::Data, RpcError> {
         let remote = self.remote.get(&call.address);
         let Some(link) = self.current_link() else {
             return Err(RpcError::new(503, "the message broker is unreachable"));

@@ -156,7 +156,7 @@ type Reply = oneshot::Sender<Replied>;
 
 /// A forwarded call's answer, as its caller reads it.
 struct Replied {
-    result: Result<Value, RpcError>,
+    result: Result<crate::Data, RpcError>,
     /// The answer to a call no queue took (no handler server serves it).
     unroutable: bool,
 }
@@ -313,7 +313,7 @@ fn queue<F: std::future::Future>(operation: F) -> Option<F::Output> {
 }
 
 impl Forward for Broker {
-    fn forward(&self, call: Call) -> BoxFuture<Result<Value, RpcError>> {
+    fn forward(&self, call: Call) -> BoxFuture<Result<crate::Data, RpcError>> {
         let Some(me) = self.me.upgrade() else {
             return Box::pin(async { Err(RpcError::new(503, "the server is stopping")) });
         };

@@ -200,8 +200,9 @@ impl CallMessage {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ReplyMessage {
     pub(crate) code: u16,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub(crate) data: Value,
+    /// A success's data as the handler wrote it, carried as text.
+    #[serde(default, skip_serializing_if = "crate::Data::is_null")]
+    pub(crate) data: crate::Data,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -212,7 +213,7 @@ pub(crate) struct ReplyMessage {
 }
 
 impl ReplyMessage {
-    pub(crate) fn from_result(result: Result<Value, RpcError>) -> Self {
+    pub(crate) fn from_result(result: Result<crate::Data, RpcError>) -> Self {
         match result {
             Ok(data) => ReplyMessage {
                 code: 200,
@@ -223,7 +224,7 @@ impl ReplyMessage {
             },
             Err(error) => ReplyMessage {
                 code: error.code(),
-                data: error.data().cloned().unwrap_or(Value::Null),
+                data: error.data().cloned().unwrap_or(Value::Null).into(),
                 message: Some(error.message().to_owned()),
                 errors: error.errors().to_vec(),
                 unroutable: false,
@@ -231,7 +232,7 @@ impl ReplyMessage {
         }
     }
 
-    pub(crate) fn into_result(self) -> Result<Value, RpcError> {
+    pub(crate) fn into_result(self) -> Result<crate::Data, RpcError> {
         if (200..300).contains(&self.code) {
             return Ok(self.data);
         }
@@ -244,7 +245,7 @@ impl ReplyMessage {
         Err(if self.data.is_null() {
             error
         } else {
-            error.with_data(self.data)
+            error.with_data(self.data.into_value())
         })
     }
 }
@@ -349,7 +350,16 @@ mod tests {
         }]);
         let back = ReplyMessage::from_result(Err(error.clone())).into_result();
         assert_eq!(back, Err(error));
-        let ok = ReplyMessage::from_result(Ok(serde_json::json!({"a": 1}))).into_result();
-        assert_eq!(ok, Ok(serde_json::json!({"a": 1})));
+        // Through the wire: data as the handler wrote it, kept as text.
+        let data = crate::Data::encode(&serde_json::json!({"a": [1, "b"]})).unwrap();
+        let sent = serde_json::to_vec(&ReplyMessage::from_result(Ok(data.clone()))).unwrap();
+        assert_eq!(sent, br#"{"code":200,"data":{"a":[1,"b"]}}"#);
+        let back = serde_json::from_slice::<ReplyMessage>(&sent)
+            .unwrap()
+            .into_result();
+        assert_eq!(back.as_ref().ok().and_then(|data| data.text()), data.text());
+        assert_eq!(back, Ok(data));
+        let null = serde_json::to_vec(&ReplyMessage::from_result(Ok(crate::Data::default())));
+        assert_eq!(null.unwrap(), br#"{"code":200}"#);
     }
 }

@@ -26,14 +26,13 @@
 
 use crate::procedure::BoxFuture;
 use crate::{Call, RpcError};
-use serde_json::Value;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
 /// The service every middleware wraps: a call in, its data or error out.
 /// Cloning it is cheap.
-pub type CallService = tower::util::BoxCloneSyncService<Call, Value, RpcError>;
+pub type CallService = tower::util::BoxCloneSyncService<Call, crate::Data, RpcError>;
 
 /// A layer as the builder keeps it: applied once, when the server is built.
 pub(crate) type LayerFn = Arc<dyn Fn(CallService) -> CallService + Send + Sync>;
@@ -42,7 +41,8 @@ pub(crate) type LayerFn = Arc<dyn Fn(CallService) -> CallService + Send + Sync>;
 pub(crate) fn layer_fn<L>(layer: L) -> LayerFn
 where
     L: Layer<CallService> + Send + Sync + 'static,
-    L::Service: Service<Call, Response = Value, Error = RpcError> + Clone + Send + Sync + 'static,
+    L::Service:
+        Service<Call, Response = crate::Data, Error = RpcError> + Clone + Send + Sync + 'static,
     <L::Service as Service<Call>>::Future: Send + 'static,
 {
     Arc::new(move |inner| CallService::new(layer.layer(inner)))
@@ -68,9 +68,9 @@ struct Rest {
 }
 
 impl Service<Call> for Rest {
-    type Response = Value;
+    type Response = crate::Data;
     type Error = RpcError;
-    type Future = BoxFuture<Result<Value, RpcError>>;
+    type Future = BoxFuture<Result<crate::Data, RpcError>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
         Poll::Ready(Ok(()))
@@ -110,7 +110,7 @@ impl Service<Call> for Rest {
 pub fn from_fn<F, Fut>(f: F) -> FromFnLayer<F>
 where
     F: Fn(Call, CallService) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    Fut: Future<Output = Result<crate::Data, RpcError>> + Send + 'static,
 {
     FromFnLayer { f }
 }
@@ -142,11 +142,11 @@ pub struct FromFn<F> {
 impl<F, Fut> Service<Call> for FromFn<F>
 where
     F: Fn(Call, CallService) -> Fut,
-    Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    Fut: Future<Output = Result<crate::Data, RpcError>> + Send + 'static,
 {
-    type Response = Value;
+    type Response = crate::Data;
     type Error = RpcError;
-    type Future = BoxFuture<Result<Value, RpcError>>;
+    type Future = BoxFuture<Result<crate::Data, RpcError>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
         Poll::Ready(Ok(()))

@@ -6,7 +6,6 @@ use crate::procedure::BoxFuture;
 use crate::{Call, RpcError};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,11 +145,11 @@ pub struct RateLimited {
 }
 
 impl Service<Call> for RateLimited {
-    type Response = Value;
+    type Response = crate::Data;
     type Error = RpcError;
     type Future = futures_util::future::Either<
-        std::future::Ready<Result<Value, RpcError>>,
-        BoxFuture<Result<Value, RpcError>>,
+        std::future::Ready<Result<crate::Data, RpcError>>,
+        BoxFuture<Result<crate::Data, RpcError>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {

@@ -273,11 +273,8 @@ impl ServerBuilder {
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: tower_layer::Layer<crate::middleware::CallService> + Send + Sync + 'static,
-        L::Service: tower_service::Service<
-                crate::Call,
-                Response = serde_json::Value,
-                Error = crate::RpcError,
-            > + Clone
+        L::Service: tower_service::Service<crate::Call, Response = crate::Data, Error = crate::RpcError>
+            + Clone
             + Send
             + Sync
             + 'static,

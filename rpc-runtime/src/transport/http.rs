@@ -345,7 +345,7 @@ async fn read_whole_body(
 
 fn respond(
     config: &HttpConfig,
-    result: &Result<Value, RpcError>,
+    result: &Result<crate::Data, RpcError>,
     correlation_id: Option<&Value>,
 ) -> Response {
     let status = match (config.always_200, result) {

@@ -84,7 +84,7 @@ pub(crate) fn work(
 async fn run(
     pipeline: &Pipeline,
     call: Result<Box<Call>, RpcError>,
-) -> Result<serde_json::Value, RpcError> {
+) -> Result<crate::Data, RpcError> {
     match call {
         Ok(call) => pipeline.dispatch(call, Entry::Transport).await,
         Err(error) => Err(error),

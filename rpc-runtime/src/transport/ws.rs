@@ -559,7 +559,10 @@ impl Session {
                 identity,
                 correlation_id,
             } => {
-                let result = self.set_identity(identity).await.map(|()| Value::Null);
+                let result = self
+                    .set_identity(identity)
+                    .await
+                    .map(|()| crate::Data::default());
                 let answered = self.answer(socket, &result, correlation_id.as_ref()).await;
                 if matches!(&result, Err(e) if e.code() == 400) {
                     return Err(Stop::Close(
@@ -668,7 +671,10 @@ impl Session {
                         return self.jsonrpc_answer(socket, request.id, &Err(error)).await;
                     }
                 };
-                let result = self.set_identity(identity).await.map(|()| Value::Null);
+                let result = self
+                    .set_identity(identity)
+                    .await
+                    .map(|()| crate::Data::default());
                 let changed = matches!(&result, Err(e) if e.code() == 400);
                 let answered = self.jsonrpc_answer(socket, request.id, &result).await;
                 if changed {
@@ -682,7 +688,7 @@ impl Session {
             Incoming::Single(Ok(request)) if request.method == jsonrpc::CLIENT_MESSAGE => {
                 self.client_message(jsonrpc::message_param(request.args.into_value()));
                 return self
-                    .jsonrpc_answer(socket, request.id, &Ok(Value::Null))
+                    .jsonrpc_answer(socket, request.id, &Ok(crate::Data::default()))
                     .await;
             }
             incoming => incoming,
@@ -722,7 +728,7 @@ impl Session {
         &mut self,
         socket: &mut WebSocket,
         id: Option<Value>,
-        result: &Result<Value, RpcError>,
+        result: &Result<crate::Data, RpcError>,
     ) -> Result<(), Stop> {
         let Some(id) = id else {
             return Ok(());
@@ -827,7 +833,7 @@ impl Session {
     async fn answer(
         &mut self,
         socket: &mut WebSocket,
-        result: &Result<Value, RpcError>,
+        result: &Result<crate::Data, RpcError>,
         correlation_id: Option<&Value>,
     ) -> Result<(), Stop> {
         let text = envelope::encode_response_text(result, correlation_id);
