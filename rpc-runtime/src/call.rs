@@ -1,7 +1,7 @@
 //! One call on its way to a handler, wherever it came from.
 
 use crate::procedure::BoxFuture;
-use crate::{Address, Args, Identity, RpcError};
+use crate::{Address, Args, Data, Identity, RpcError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +13,7 @@ use std::time::Instant;
 pub struct Call {
     /// The procedure called.
     pub address: Address,
-    /// The args, `{}` when the envelope had none: a [`Value`] to read
+    /// The args, `{}` when the envelope had none: a [`Value`](serde_json::Value) to read
     /// (and change), and the text they arrived as.
     pub args: Args,
     /// The caller's identity.
@@ -251,7 +251,7 @@ impl TryFrom<CallerFields> for Caller {
 
 /// Something that can run calls: a server's pipeline.
 pub(crate) trait Invoke: Send + Sync {
-    fn invoke(&self, call: Call) -> BoxFuture<Result<crate::Data, RpcError>>;
+    fn invoke(&self, call: Call) -> BoxFuture<Result<Data, RpcError>>;
 
     /// The server the calls run on.
     #[cfg(feature = "server")]

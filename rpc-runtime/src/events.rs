@@ -1,7 +1,7 @@
 //! Hooks that see every call with its outcome, and how every hook of the
 //! application runs.
 
-use crate::{Call, RpcError};
+use crate::{Call, Data, RpcError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ pub struct Event<'a> {
     /// The request, with its args.
     pub call: &'a Call,
     /// The response: data, or the error the caller got.
-    pub result: &'a Result<crate::Data, RpcError>,
+    pub result: &'a Result<Data, RpcError>,
     /// Time from dispatch to response.
     pub duration: Duration,
 }

@@ -6,7 +6,7 @@ use super::wire::{
 };
 use super::{Broker, Replied, Reply, queue};
 use crate::pipeline::deadline_in;
-use crate::{Address, Call, RpcError};
+use crate::{Address, Call, Data, RpcError};
 use futures_util::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
@@ -18,7 +18,7 @@ use tokio::sync::{Notify, oneshot};
 impl Broker {
     /// Gateway side: publishes a call the pipeline has checked and given
     /// its deadline, and waits for the reply until then.
-    pub(super) async fn forward_call(&self, call: Call) -> Result<crate::Data, RpcError> {
+    pub(super) async fn forward_call(&self, call: Call) -> Result<Data, RpcError> {
         let remote = self.remote.get(&call.address);
         let Some(link) = self.current_link() else {
             return Err(RpcError::new(503, "the message broker is unreachable"));

@@ -35,7 +35,7 @@ pub use remote::RemoteServer;
 
 use crate::pipeline::{Forward, Pipeline};
 use crate::procedure::BoxFuture;
-use crate::{Call, Error, ProcedureSpec, RpcError, ServerHandle};
+use crate::{Call, Data, Error, ProcedureSpec, RpcError, ServerHandle};
 use connection::redact;
 use lapin::{Channel, Connection};
 use remote::Remote;
@@ -156,7 +156,7 @@ type Reply = oneshot::Sender<Replied>;
 
 /// A forwarded call's answer, as its caller reads it.
 struct Replied {
-    result: Result<crate::Data, RpcError>,
+    result: Result<Data, RpcError>,
     /// The answer to a call no queue took (no handler server serves it).
     unroutable: bool,
 }
@@ -313,7 +313,7 @@ fn queue<F: std::future::Future>(operation: F) -> Option<F::Output> {
 }
 
 impl Forward for Broker {
-    fn forward(&self, call: Call) -> BoxFuture<Result<crate::Data, RpcError>> {
+    fn forward(&self, call: Call) -> BoxFuture<Result<Data, RpcError>> {
         let Some(me) = self.me.upgrade() else {
             return Box::pin(async { Err(RpcError::new(503, "the server is stopping")) });
         };

@@ -14,7 +14,7 @@
 //! - Announcements go to the fanout exchange `rpc.announce`, which every
 //!   server with a broker reads through an exclusive queue of its own.
 
-use crate::{Address, Caller, Identity, ProcedureSpec, RpcError};
+use crate::{Address, Caller, Data, Identity, ProcedureSpec, RpcError};
 use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -201,8 +201,8 @@ impl CallMessage {
 pub(crate) struct ReplyMessage {
     pub(crate) code: u16,
     /// A success's data as the handler wrote it, carried as text.
-    #[serde(default, skip_serializing_if = "crate::Data::is_null")]
-    pub(crate) data: crate::Data,
+    #[serde(default, skip_serializing_if = "Data::is_null")]
+    pub(crate) data: Data,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -213,7 +213,7 @@ pub(crate) struct ReplyMessage {
 }
 
 impl ReplyMessage {
-    pub(crate) fn from_result(result: Result<crate::Data, RpcError>) -> Self {
+    pub(crate) fn from_result(result: Result<Data, RpcError>) -> Self {
         match result {
             Ok(data) => ReplyMessage {
                 code: 200,
@@ -232,7 +232,7 @@ impl ReplyMessage {
         }
     }
 
-    pub(crate) fn into_result(self) -> Result<crate::Data, RpcError> {
+    pub(crate) fn into_result(self) -> Result<Data, RpcError> {
         if (200..300).contains(&self.code) {
             return Ok(self.data);
         }
@@ -351,7 +351,7 @@ mod tests {
         let back = ReplyMessage::from_result(Err(error.clone())).into_result();
         assert_eq!(back, Err(error));
         // Through the wire: data as the handler wrote it, kept as text.
-        let data = crate::Data::encode(&serde_json::json!({"a": [1, "b"]})).unwrap();
+        let data = Data::encode(&serde_json::json!({"a": [1, "b"]})).unwrap();
         let sent = serde_json::to_vec(&ReplyMessage::from_result(Ok(data.clone()))).unwrap();
         assert_eq!(sent, br#"{"code":200,"data":{"a":[1,"b"]}}"#);
         let back = serde_json::from_slice::<ReplyMessage>(&sent)
@@ -359,7 +359,7 @@ mod tests {
             .into_result();
         assert_eq!(back.as_ref().ok().and_then(|data| data.text()), data.text());
         assert_eq!(back, Ok(data));
-        let null = serde_json::to_vec(&ReplyMessage::from_result(Ok(crate::Data::default())));
+        let null = serde_json::to_vec(&ReplyMessage::from_result(Ok(Data::default())));
         assert_eq!(null.unwrap(), br#"{"code":200}"#);
     }
 }

@@ -25,14 +25,14 @@
 //! middleware, [`from_fn`] turns an async function into a layer.
 
 use crate::procedure::BoxFuture;
-use crate::{Call, RpcError};
+use crate::{Call, Data, RpcError};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
 /// The service every middleware wraps: a call in, its data or error out.
 /// Cloning it is cheap.
-pub type CallService = tower::util::BoxCloneSyncService<Call, crate::Data, RpcError>;
+pub type CallService = tower::util::BoxCloneSyncService<Call, Data, RpcError>;
 
 /// A layer as the builder keeps it: applied once, when the server is built.
 pub(crate) type LayerFn = Arc<dyn Fn(CallService) -> CallService + Send + Sync>;
@@ -41,8 +41,7 @@ pub(crate) type LayerFn = Arc<dyn Fn(CallService) -> CallService + Send + Sync>;
 pub(crate) fn layer_fn<L>(layer: L) -> LayerFn
 where
     L: Layer<CallService> + Send + Sync + 'static,
-    L::Service:
-        Service<Call, Response = crate::Data, Error = RpcError> + Clone + Send + Sync + 'static,
+    L::Service: Service<Call, Response = Data, Error = RpcError> + Clone + Send + Sync + 'static,
     <L::Service as Service<Call>>::Future: Send + 'static,
 {
     Arc::new(move |inner| CallService::new(layer.layer(inner)))
@@ -68,9 +67,9 @@ struct Rest {
 }
 
 impl Service<Call> for Rest {
-    type Response = crate::Data;
+    type Response = Data;
     type Error = RpcError;
-    type Future = BoxFuture<Result<crate::Data, RpcError>>;
+    type Future = BoxFuture<Result<Data, RpcError>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
         Poll::Ready(Ok(()))
@@ -110,7 +109,7 @@ impl Service<Call> for Rest {
 pub fn from_fn<F, Fut>(f: F) -> FromFnLayer<F>
 where
     F: Fn(Call, CallService) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<crate::Data, RpcError>> + Send + 'static,
+    Fut: Future<Output = Result<Data, RpcError>> + Send + 'static,
 {
     FromFnLayer { f }
 }
@@ -142,11 +141,11 @@ pub struct FromFn<F> {
 impl<F, Fut> Service<Call> for FromFn<F>
 where
     F: Fn(Call, CallService) -> Fut,
-    Fut: Future<Output = Result<crate::Data, RpcError>> + Send + 'static,
+    Fut: Future<Output = Result<Data, RpcError>> + Send + 'static,
 {
-    type Response = crate::Data;
+    type Response = Data;
     type Error = RpcError;
-    type Future = BoxFuture<Result<crate::Data, RpcError>>;
+    type Future = BoxFuture<Result<Data, RpcError>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RpcError>> {
         Poll::Ready(Ok(()))

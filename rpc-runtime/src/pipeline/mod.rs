@@ -39,7 +39,7 @@ use crate::events::{Event, EventKind, Events};
 use crate::procedure::BoxFuture;
 use crate::registry::{Local, Registry, Rules};
 use crate::state::States;
-use crate::{Args, Authenticator, Call, Context, Identity, RpcError, ServerHandle};
+use crate::{Args, Authenticator, Call, Context, Data, Identity, RpcError, ServerHandle};
 use futures_util::FutureExt;
 use middleware::CallService;
 use serde_json::Value;
@@ -56,7 +56,7 @@ use tracing::Instrument;
 pub(crate) trait Forward: Send + Sync {
     /// Publishes the call to a remote handler server and waits for the
     /// reply until the call's deadline.
-    fn forward(&self, call: Call) -> BoxFuture<Result<crate::Data, RpcError>>;
+    fn forward(&self, call: Call) -> BoxFuture<Result<Data, RpcError>>;
 
     /// What another server announced of this procedure, for the rules the
     /// pipeline applies before a call leaves.
@@ -233,7 +233,7 @@ impl Pipeline {
         &self,
         mut call: Box<Call>,
         entry: Entry,
-    ) -> impl Future<Output = Result<crate::Data, RpcError>> + Send + '_ {
+    ) -> impl Future<Output = Result<Data, RpcError>> + Send + '_ {
         let started = Instant::now();
         let span = tracing::info_span!(
             "rpc.call",
@@ -553,18 +553,18 @@ fn drained() -> RpcError {
 /// What a stage answers: the call's result, when it is known without
 /// waiting (most calls), or the rest of the work.
 enum Answer<'a> {
-    Now(Result<crate::Data, RpcError>),
-    Later(futures_util::future::BoxFuture<'a, Result<crate::Data, RpcError>>),
+    Now(Result<Data, RpcError>),
+    Later(futures_util::future::BoxFuture<'a, Result<Data, RpcError>>),
 }
 
 impl<'a> Answer<'a> {
-    fn later(work: impl Future<Output = Result<crate::Data, RpcError>> + Send + 'a) -> Self {
+    fn later(work: impl Future<Output = Result<Data, RpcError>> + Send + 'a) -> Self {
         Answer::Later(Box::pin(work))
     }
 }
 
 impl Answer<'_> {
-    async fn finish(self) -> Result<crate::Data, RpcError> {
+    async fn finish(self) -> Result<Data, RpcError> {
         match self {
             Answer::Now(result) => result,
             Answer::Later(waiting) => waiting.await,
@@ -576,15 +576,12 @@ impl Answer<'_> {
 /// `None` when the drain timeout ended first.
 type HandlerOutcome = Option<
     Result<
-        Result<Result<crate::Data, RpcError>, Box<dyn std::any::Any + Send>>,
+        Result<Result<Data, RpcError>, Box<dyn std::any::Any + Send>>,
         tokio::time::error::Elapsed,
     >,
 >;
 
-fn handler_outcome(
-    address: &crate::Address,
-    outcome: HandlerOutcome,
-) -> Result<crate::Data, RpcError> {
+fn handler_outcome(address: &crate::Address, outcome: HandlerOutcome) -> Result<Data, RpcError> {
     match outcome {
         Some(Ok(Ok(Ok(data)))) => Ok(data),
         Some(Ok(Ok(Err(error)))) => Err(error.mark_handler()),
@@ -601,7 +598,7 @@ fn handler_outcome(
 }
 
 /// How a call ended, for event hooks.
-fn classify(result: &Result<crate::Data, RpcError>) -> EventKind {
+fn classify(result: &Result<Data, RpcError>) -> EventKind {
     match result {
         Ok(_) => EventKind::Success,
         Err(error) if error.is_from_handler() => EventKind::HandlerError,
@@ -611,7 +608,7 @@ fn classify(result: &Result<crate::Data, RpcError>) -> EventKind {
 }
 
 impl Invoke for Pipeline {
-    fn invoke(&self, call: Call) -> BoxFuture<Result<crate::Data, RpcError>> {
+    fn invoke(&self, call: Call) -> BoxFuture<Result<Data, RpcError>> {
         let Some(me) = self.me.upgrade() else {
             return Box::pin(async { Err(RpcError::new(503, "the server has stopped")) });
         };
@@ -631,7 +628,7 @@ impl Invoke for Pipeline {
 struct Detached(ServerHandle);
 
 impl Invoke for Detached {
-    fn invoke(&self, _call: Call) -> BoxFuture<Result<crate::Data, RpcError>> {
+    fn invoke(&self, _call: Call) -> BoxFuture<Result<Data, RpcError>> {
         Box::pin(async { Err(RpcError::new(503, "the server has stopped")) })
     }
 

@@ -3,7 +3,7 @@
 
 use super::middleware::CallService;
 use crate::procedure::BoxFuture;
-use crate::{Call, RpcError};
+use crate::{Call, Data, RpcError};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::net::IpAddr;
@@ -145,11 +145,11 @@ pub struct RateLimited {
 }
 
 impl Service<Call> for RateLimited {
-    type Response = crate::Data;
+    type Response = Data;
     type Error = RpcError;
     type Future = futures_util::future::Either<
-        std::future::Ready<Result<crate::Data, RpcError>>,
-        BoxFuture<Result<crate::Data, RpcError>>,
+        std::future::Ready<Result<Data, RpcError>>,
+        BoxFuture<Result<Data, RpcError>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RpcError>> {

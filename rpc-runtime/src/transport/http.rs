@@ -5,7 +5,7 @@ use super::{Common, Gateway, Source};
 use crate::envelope::{self, Malformed};
 use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
-use crate::{Call, Identity, RpcError};
+use crate::{Call, Data, Identity, RpcError};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -345,7 +345,7 @@ async fn read_whole_body(
 
 fn respond(
     config: &HttpConfig,
-    result: &Result<crate::Data, RpcError>,
+    result: &Result<Data, RpcError>,
     correlation_id: Option<&Value>,
 ) -> Response {
     let status = match (config.always_200, result) {

@@ -6,7 +6,7 @@
 use super::Gateway;
 use crate::jsonrpc::{self, Incoming, Request};
 use crate::pipeline::{Entry, Pipeline};
-use crate::{Call, RpcError};
+use crate::{Call, Data, RpcError};
 use futures_util::future::BoxFuture;
 
 /// What a body or frame asks for: how many calls it runs, and its answer
@@ -81,10 +81,7 @@ pub(crate) fn work(
     }
 }
 
-async fn run(
-    pipeline: &Pipeline,
-    call: Result<Box<Call>, RpcError>,
-) -> Result<crate::Data, RpcError> {
+async fn run(pipeline: &Pipeline, call: Result<Box<Call>, RpcError>) -> Result<Data, RpcError> {
     match call {
         Ok(call) => pipeline.dispatch(call, Entry::Transport).await,
         Err(error) => Err(error),

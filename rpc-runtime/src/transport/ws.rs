@@ -15,7 +15,7 @@ use crate::hub::connections::{Connection, ConnectionHook, close_code};
 use crate::hub::mesh::{MeshEvent, MeshEventKind};
 use crate::jsonrpc::{self, Incoming};
 use crate::pipeline::Entry;
-use crate::{Identity, RpcError, ServerHandle};
+use crate::{Data, Identity, RpcError, ServerHandle};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
@@ -559,10 +559,7 @@ impl Session {
                 identity,
                 correlation_id,
             } => {
-                let result = self
-                    .set_identity(identity)
-                    .await
-                    .map(|()| crate::Data::default());
+                let result = self.set_identity(identity).await.map(|()| Data::default());
                 let answered = self.answer(socket, &result, correlation_id.as_ref()).await;
                 if matches!(&result, Err(e) if e.code() == 400) {
                     return Err(Stop::Close(
@@ -671,10 +668,7 @@ impl Session {
                         return self.jsonrpc_answer(socket, request.id, &Err(error)).await;
                     }
                 };
-                let result = self
-                    .set_identity(identity)
-                    .await
-                    .map(|()| crate::Data::default());
+                let result = self.set_identity(identity).await.map(|()| Data::default());
                 let changed = matches!(&result, Err(e) if e.code() == 400);
                 let answered = self.jsonrpc_answer(socket, request.id, &result).await;
                 if changed {
@@ -688,7 +682,7 @@ impl Session {
             Incoming::Single(Ok(request)) if request.method == jsonrpc::CLIENT_MESSAGE => {
                 self.client_message(jsonrpc::message_param(request.args.into_value()));
                 return self
-                    .jsonrpc_answer(socket, request.id, &Ok(crate::Data::default()))
+                    .jsonrpc_answer(socket, request.id, &Ok(Data::default()))
                     .await;
             }
             incoming => incoming,
@@ -728,7 +722,7 @@ impl Session {
         &mut self,
         socket: &mut WebSocket,
         id: Option<Value>,
-        result: &Result<crate::Data, RpcError>,
+        result: &Result<Data, RpcError>,
     ) -> Result<(), Stop> {
         let Some(id) = id else {
             return Ok(());
@@ -833,7 +827,7 @@ impl Session {
     async fn answer(
         &mut self,
         socket: &mut WebSocket,
-        result: &Result<crate::Data, RpcError>,
+        result: &Result<Data, RpcError>,
         correlation_id: Option<&Value>,
     ) -> Result<(), Stop> {
         let text = envelope::encode_response_text(result, correlation_id);
