@@ -41,9 +41,13 @@ impl Json {
     /// than kept text may is parsed now, or refused.
     pub(crate) fn from_text(text: Box<RawValue>) -> serde_json::Result<Json> {
         let text = Bytes::from(Box::<str>::from(text).into_boxed_bytes());
-        match Json::kept(text.clone()) {
-            Some(json) => Ok(json),
-            None => serde_json::from_slice::<Value>(&text).map(Json::from),
+        if nests_within(&text, MAX_TEXT_DEPTH) {
+            Ok(Json {
+                text: Some(text),
+                value: OnceLock::new(),
+            })
+        } else {
+            serde_json::from_slice::<Value>(&text).map(Json::from)
         }
     }
 
