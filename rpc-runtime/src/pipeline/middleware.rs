@@ -1,7 +1,8 @@
 //! Middleware: tower layers around every call.
 //!
 //! A middleware is a [`tower::Layer`] over [`CallService`], a service from
-//! a [`Call`] to the call's data or an [`RpcError`], given to
+//! a [`Call`] to the call's [`Data`] (read it as a `serde_json::Value`;
+//! make one with `json!(..).into()`) or an [`RpcError`], given to
 //! [`ServerBuilder::layer`](crate::ServerBuilder::layer). It wraps every
 //! call of every transport, local or forwarded through the broker, after
 //! the pipeline's internal rule and authentication (so it sees the user
@@ -105,6 +106,24 @@ impl Service<Call> for Rest {
 ///     answer
 /// });
 /// let server = Server::builder().layer(audit);
+/// ```
+///
+/// The answer is the call's [`Data`], which reads as a
+/// `serde_json::Value`; a middleware that answers with data of its own
+/// turns a value into one:
+///
+/// ```
+/// use rpc_runtime::middleware::{from_fn, CallService};
+/// use rpc_runtime::{Call, Server};
+/// use serde_json::json;
+/// use tower::ServiceExt;
+///
+/// let wrap = from_fn(|call: Call, next: CallService| async move {
+///     let data = next.oneshot(call).await?;
+///     let empty = data.as_object().is_some_and(|object| object.is_empty());
+///     Ok(json!({ "data": data, "empty": empty }).into())
+/// });
+/// let server = Server::builder().layer(wrap);
 /// ```
 pub fn from_fn<F, Fut>(f: F) -> FromFnLayer<F>
 where
