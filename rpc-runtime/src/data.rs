@@ -19,6 +19,7 @@ use serde_json::Value;
 ///
 /// let data = Data::encode(&[1, 2]).expect("serializes");
 /// assert_eq!(data[1], 2);
+/// assert!(!data.is_null() && Data::default().is_null());
 /// let mut data = Data::from(json!({"a": 1}));
 /// data["b"] = json!(2);
 /// assert_eq!(*data, json!({"a": 1, "b": 2}));
@@ -59,8 +60,9 @@ impl Data {
     }
 
     /// Whether the data is `null` (which responses leave out), without
-    /// parsing its text.
-    pub(crate) fn is_null(&self) -> bool {
+    /// parsing its text (the same answer as the value's `is_null`, which
+    /// this method would otherwise hide from callers).
+    pub fn is_null(&self) -> bool {
         match self.text() {
             Some(text) => text == b"null",
             None => (**self).is_null(),
