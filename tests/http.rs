@@ -73,6 +73,12 @@ mod procs {
         Ok(json!({ "typed": typed, "untyped": untyped, "invalid": invalid.err() }))
     }
 
+    /// Names the thread the handler runs on.
+    #[rpc(procedure = "thread", scope = "test")]
+    pub async fn thread() -> Option<String> {
+        std::thread::current().name().map(str::to_owned)
+    }
+
     /// Always panics, with a message that must not reach the caller.
     #[rpc(procedure = "panics", scope = "test")]
     pub async fn panics() -> i32 {
@@ -177,6 +183,40 @@ async fn success_echoes_correlation_id_and_status() {
         .call(json!({"procedure": "add", "scope": "math", "args": {"a": 1, "b": 1}, "correlationId": 42}))
         .await;
     assert_eq!(body["correlationId"], json!(42));
+}
+
+/// Connections are accepted on a thread of their own, and served on the
+/// runtime the server was started on: on its workers, or on the test's
+/// own thread with a single-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_run_on_the_servers_runtime_not_the_accept_thread() {
+    let (_server, http) = server().await;
+    for _ in 0..8 {
+        let (status, body) = http
+            .call(json!({"procedure": "thread", "scope": "test"}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let thread = body["data"].as_str().unwrap_or_default();
+        // tokio names its workers `tokio-rt-worker`.
+        assert!(thread.starts_with("tokio-"), "{thread}");
+    }
+}
+
+#[tokio::test]
+async fn calls_run_on_a_single_threaded_runtime_s_own_thread() {
+    let (_server, http) = server().await;
+    let (status, body) = http
+        .call(json!({"procedure": "thread", "scope": "test"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        json!(
+            std::thread::current()
+                .name()
+                .expect("a test's thread is named")
+        )
+    );
 }
 
 #[tokio::test]

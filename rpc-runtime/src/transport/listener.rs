@@ -1,4 +1,5 @@
-//! The accept loop: one HTTP/1.1 connection per accepted socket, served by
+//! The accept loop (on a thread of its own: see `serve`): one HTTP/1.1
+//! connection per accepted socket, served by
 //! hyper over an IO with timeouts (`budget::TimedIo`), so that a connection
 //! that does not send a request's head in time is closed (`axum::serve`
 //! enforces no header timeout: a client could hold connections open by
@@ -21,11 +22,64 @@ use tower_service::Service;
 
 /// Serves `service` on `listener` until `stop` resolves, then lets every
 /// connection finish the request it is on and waits for them.
+///
+/// Connections are accepted on a thread of their own (`rpc-accept`, with
+/// a single-threaded runtime for the listener alone) and served on the
+/// runtime `serve` is called on. What a connection is set up with is then
+/// allocated by that thread rather than by one of the runtime's workers:
+/// with glibc's allocator, a worker that frees a chunk another worker
+/// allocated keeps it in its own cache and hands it out again, and a
+/// growing `Vec` that starts in such a chunk grows in the other worker's
+/// arena, under its lock, request after request, while the other worker
+/// allocates there too (HTTP calls with large args then cost up to half
+/// as much again; `benches/README.md`). Chunks from the accept thread's
+/// arena cost no such contention: that thread allocates only as
+/// connections arrive. This is where an application's own `axum::serve`
+/// accepts as well, on the thread that runs `main`.
 pub(crate) async fn serve<S>(
+    listener: TcpListener,
+    service: impl Fn(Accepted) -> S + Send + 'static,
+    limits: &super::http::HttpConfig,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    S: Service<axum::extract::Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let server = tokio::runtime::Handle::current();
+    let listener = listener.into_std()?;
+    let limits = limits.clone();
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("rpc-accept".to_owned())
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|accepting| {
+                    accepting.block_on(async move {
+                        let listener = TcpListener::from_std(listener)?;
+                        accept(listener, service, &limits, stop, server).await
+                    })
+                });
+            let _ = done.send(served);
+        })?;
+    result
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the accept thread ended early")))
+}
+
+/// The accept loop, on the accept thread: each connection is registered
+/// with, and served on, the `server` runtime.
+async fn accept<S>(
     listener: TcpListener,
     service: impl Fn(Accepted) -> S,
     limits: &super::http::HttpConfig,
     stop: impl Future<Output = ()> + Send + 'static,
+    server: tokio::runtime::Handle,
 ) -> std::io::Result<()>
 where
     S: Service<axum::extract::Request, Response = Response, Error = Infallible>
@@ -61,9 +115,20 @@ where
             },
             () = &mut stop => break,
         };
+        let handed = stream.into_std().and_then(|stream| {
+            let _server = server.enter();
+            tokio::net::TcpStream::from_std(stream)
+        });
+        let stream = match handed {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "an accepted connection could not be handed over");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let Some(slot) = budget.connection() else {
-            tokio::spawn(refuse(stream, budget.max_connections()));
+            server.spawn(refuse(stream, budget.max_connections()));
             continue;
         };
         let read = super::budget::BytesRead::default();
@@ -98,7 +163,7 @@ where
         let connection = builder.serve_connection(io, per_request).with_upgrades();
         let stopped = stopped(stop_rx.clone());
         let done_rx = done_rx.clone();
-        tokio::spawn(async move {
+        server.spawn(async move {
             tokio::pin!(connection);
             tokio::select! {
                 // The connection first: most wake-ups are its own.
