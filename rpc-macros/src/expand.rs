@@ -137,7 +137,7 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
         const _: () = {
             #[allow(unused_variables, non_snake_case)]
             fn #handler(
-                __rpc_value: &#private::Args,
+                __rpc_value: &mut #private::Args,
                 __rpc_context: ::rpc_runtime::Context,
             ) -> ::core::result::Result<
                 #private::BoxFuture<::core::result::Result<::rpc_runtime::Data, ::rpc_runtime::RpcError>>,
@@ -167,6 +167,7 @@ fn expand(function: &Function<'_>, checked: &Checked) -> TokenStream {
                     args_schema: #private::args_schema::<#ident>,
                     output_schema: #private::output_schema::<#ident>,
                     handler: #handler,
+                    decode_prefix: #private::decode_prefix::<#ident>,
                     states: #states_fn,
                     module: ::core::module_path!(),
                     file: ::core::file!(),

@@ -1,12 +1,15 @@
 //! A call's args: the JSON text as it arrived, parsed into a
 //! [`serde_json::Value`] only when something reads them as one (a
 //! middleware, the schema validator, a log), and decoded into the
-//! procedure's args type straight from the text otherwise.
+//! procedure's args type straight from the text otherwise; or, where the
+//! transport decoded them into that type while it read the request, that
+//! value, which the handler takes.
 
 use crate::json::{Json, reads_as_value};
 use bytes::Bytes;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::any::Any;
 
 /// The args of a [`Call`](crate::Call): reads as a [`Value`] (it
 /// dereferences to one), and keeps the text it arrived as, so that a
@@ -22,9 +25,21 @@ use serde_json::value::RawValue;
 /// assert_eq!(*args, json!({"a": 1, "b": 2}));
 /// ```
 #[derive(Clone)]
-pub struct Args(Json);
+pub struct Args(Json, Decoded);
 
-reads_as_value!(Args);
+reads_as_value!(Args, Decoded(None));
+
+/// The args decoded into their procedure's type while the request was
+/// read (`envelope.rs`), for its handler to take. A copy of the args, or
+/// args changed as a value, have none.
+#[derive(Default)]
+pub(crate) struct Decoded(Option<sync_wrapper::SyncWrapper<Box<dyn Any + Send>>>);
+
+impl Clone for Decoded {
+    fn clone(&self) -> Self {
+        Decoded(None)
+    }
+}
 
 impl Args {
     /// Args from JSON text that `buffer` holds (so that they share it);
@@ -39,7 +54,27 @@ impl Args {
             }
             _ => Bytes::copy_from_slice(text),
         };
-        Json::kept(shared).map(Args)
+        Json::kept(shared).map(|json| Args(json, Decoded(None)))
+    }
+
+    /// Args whose text is `buffer[span]`, already decoded into `value`;
+    /// `None` for text that nests deeper than kept text may.
+    pub(crate) fn decoded_in(
+        buffer: &Bytes,
+        span: std::ops::Range<usize>,
+        value: Box<dyn Any + Send>,
+    ) -> Option<Args> {
+        let json = Json::kept(buffer.slice(span))?;
+        Some(Args(
+            json,
+            Decoded(Some(sync_wrapper::SyncWrapper::new(value))),
+        ))
+    }
+
+    /// The args decoded while the request was read, if they are a `T`.
+    pub(crate) fn take_decoded<T: 'static>(&mut self) -> Option<T> {
+        let value = self.1.0.take()?.into_inner();
+        value.downcast().ok().map(|value| *value)
     }
 
     /// What stays in a call whose args its handler took: no text, and a
@@ -47,7 +82,7 @@ impl Args {
     /// nothing to make.
     #[cfg_attr(not(feature = "server"), allow(dead_code, reason = "the pipeline's"))]
     pub(crate) fn taken() -> Args {
-        Args(Json::empty())
+        Args(Json::empty(), Decoded(None))
     }
 
     /// The JSON text they arrived as, while the value is unchanged.

@@ -23,6 +23,25 @@ pub(crate) fn from_str<'a, T: serde::Deserialize<'a>>(text: &'a str) -> serde_js
     Ok(value)
 }
 
+/// Decodes a `T` from the JSON value `text` starts with: the value and the
+/// length of its text (leading whitespace included), or `None` when it
+/// does not decode. What follows the value is left to the caller.
+pub(crate) fn prefix<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Option<(T, usize)> {
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<Strictly<T>>();
+    let Strictly(value) = values.next()?.ok()?;
+    Some((value, values.byte_offset()))
+}
+
+/// A `T` read through [`Strict`].
+struct Strictly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Strictly<T> {
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(Strict(deserializer)).map(Strictly)
+    }
+}
+
 /// Decodes a `T` from a parsed value.
 pub(crate) fn from_value<'a, T: serde::Deserialize<'a>>(
     value: &'a serde_json::Value,

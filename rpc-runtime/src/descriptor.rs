@@ -10,7 +10,14 @@ use serde_json::Value;
 /// running call. An `Err` is a decode failure: the pipeline answers it with
 /// the schema validator's list of failures.
 pub type HandlerFn =
-    fn(&crate::Args, Context) -> Result<BoxFuture<Result<crate::Data, RpcError>>, RpcError>;
+    fn(&mut crate::Args, Context) -> Result<BoxFuture<Result<crate::Data, RpcError>>, RpcError>;
+
+/// Decodes a procedure's args type from the JSON value a text starts with:
+/// the value and the length of its text, or `None`. A transport that reads
+/// the call's address before its args decodes them with it as it reads
+/// the request (for procedures whose type enforces their schema), so that
+/// the args text is read once.
+pub type DecodePrefixFn = fn(&str) -> Option<(Box<dyn std::any::Any + Send>, usize)>;
 
 /// A registration, as `#[rpc]` submits it at link time.
 #[doc(hidden)]
@@ -26,6 +33,7 @@ pub struct Descriptor {
     pub args_schema: fn() -> Value,
     pub output_schema: fn() -> Value,
     pub handler: HandlerFn,
+    pub decode_prefix: DecodePrefixFn,
     pub states: fn() -> Vec<crate::state::StateKey>,
     pub module: &'static str,
     pub file: &'static str,

@@ -5,6 +5,7 @@
 // Servers read calls and write responses; clients only read responses.
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
 
+use crate::descriptor::DecodePrefixFn;
 use crate::{Address, Args, Data, FieldError, Identity, RpcError};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,10 @@ pub(crate) struct Envelope {
 
 /// What a WebSocket frame asks for (protocol section 4).
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every frame is a call, matched as soon as it is read"
+)]
 pub(crate) enum Frame {
     Call(Envelope),
     SetIdentity {
@@ -76,39 +81,301 @@ pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, Malformed> {
 /// Reads a call in the shape nearly every client sends (`procedure` a
 /// non-empty string; `scope`, `version`, `args`, `identity`,
 /// `correlationId`, `traceparent` and `tracestate` each absent, null or of
-/// their type; no key twice; no `jsonrpc`) straight from the bytes: the
-/// args stay text, for the procedure to decode into its type. Anything else
-/// is `None`, for [`parse_json`] and [`parse_call`] (or [`parse_frame`]) to
-/// read, and answer when malformed, exactly as before.
-pub(crate) fn parse_common_call(bytes: &bytes::Bytes) -> Option<Envelope> {
+/// their type; no key twice; no `jsonrpc`) straight from the bytes, key by
+/// key. Anything else is `None`, for [`parse_json`] and [`parse_call`] (or
+/// [`parse_frame`]) to read, and answer when malformed, exactly as before.
+///
+/// The args are read once: where the call names its procedure before its
+/// args (as clients write them) and `decoder` has the procedure's (its
+/// type enforces its schema), they are decoded into their type here, and
+/// kept as text beside the value; otherwise they are only skimmed, and
+/// stay text for the procedure to decode. Args that do not decode are
+/// skimmed after all and kept as text, as every other call's are: the
+/// pipeline answers them in its order (a 404 or 403 before a 422), and
+/// the handler's decode and the validator say what is wrong.
+pub(crate) fn parse_common_call(
+    bytes: &bytes::Bytes,
+    decoder: impl Fn(&Address) -> Option<DecodePrefixFn>,
+) -> Option<Envelope> {
     // The whole text checked at once (faster than string by string).
     let text = std::str::from_utf8(bytes).ok()?;
-    let call: Common<'_> = crate::decode::from_str(text).ok()?;
-    if call.jsonrpc.is_some() || (call.args.is_none() && call.params.is_some()) {
-        return None;
+    let mut reader = Reader { text, at: 0 };
+    let mut fields = CommonFields::default();
+    let mut seen = 0u16;
+    reader.expect(b'{')?;
+    if !reader.next_is(b'}') {
+        loop {
+            let key = Key::of(reader.key()?);
+            reader.expect(b':')?;
+            if let Some(key) = key {
+                if seen & key.bit() != 0 {
+                    return None;
+                }
+                seen |= key.bit();
+            }
+            match key {
+                Some(Key::Procedure) => fields.procedure = reader.text(Text)?,
+                Some(Key::Scope) => fields.scope = reader.text(Text)?,
+                Some(Key::Version) => fields.version = reader.text(Version)?,
+                Some(Key::Args) => fields.args = reader.args(bytes, &fields, &decoder)?,
+                Some(Key::Params) => {
+                    fields.params = reader.nested_value::<Option<IgnoredAny>>()?.is_some();
+                }
+                Some(Key::Identity) => fields.identity = reader.nested_value()?,
+                Some(Key::CorrelationId) => {
+                    fields.correlation_id = match reader.plain_string() {
+                        Some(id) => Some(Value::String(id.to_owned())),
+                        None => reader.value()?,
+                    }
+                }
+                Some(Key::Traceparent) => fields.traceparent = reader.text(Cow::into_owned)?,
+                Some(Key::Tracestate) => fields.tracestate = reader.text(Cow::into_owned)?,
+                Some(Key::Jsonrpc) => {
+                    fields.jsonrpc = reader.nested_value::<Option<IgnoredAny>>()?.is_some();
+                }
+                None => reader.nested_value::<IgnoredAny>().map(drop)?,
+            }
+            if matches!(key, Some(Key::Procedure | Key::Scope | Key::Version))
+                && let Some(CommonArgs::Decoded(_, named_before)) = &mut fields.args
+            {
+                // The address is read again once all of it is known.
+                *named_before = false;
+            }
+            if reader.next_is(b',') {
+                continue;
+            }
+            reader.expect(b'}')?;
+            break;
+        }
     }
-    let procedure = call.procedure.filter(|name| !name.0.is_empty())?;
-    let correlation_id = match call.correlation_id {
-        None => None,
-        Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
-        Some(_) => return None,
-    };
-    let args = match call.args {
-        Some(args) => Args::from_json_in(bytes, args)?,
-        None => Args::default(),
-    };
-    Some(Envelope {
-        address: Address::read(
-            call.scope.as_ref().map_or("global", |scope| &scope.0),
-            &procedure.0,
-            call.version.as_ref().map_or("1", |version| &version.0),
-        ),
-        args,
-        identity: call.identity,
-        correlation_id,
-        traceparent: call.traceparent,
-        tracestate: call.tracestate,
-    })
+    reader.end()?;
+    fields.envelope()
+}
+
+/// The keys [`parse_common_call`] reads; a key twice is left to the
+/// general reading.
+#[derive(Clone, Copy)]
+enum Key {
+    Procedure,
+    Scope,
+    Version,
+    Args,
+    Params,
+    Identity,
+    CorrelationId,
+    Traceparent,
+    Tracestate,
+    Jsonrpc,
+}
+
+impl Key {
+    fn of(key: &str) -> Option<Key> {
+        Some(match key {
+            "procedure" => Key::Procedure,
+            "scope" => Key::Scope,
+            "version" => Key::Version,
+            "args" => Key::Args,
+            "params" => Key::Params,
+            "identity" => Key::Identity,
+            "correlationId" => Key::CorrelationId,
+            "traceparent" => Key::Traceparent,
+            "tracestate" => Key::Tracestate,
+            "jsonrpc" => Key::Jsonrpc,
+            _ => return None,
+        })
+    }
+
+    fn bit(self) -> u16 {
+        1 << self as u16
+    }
+}
+
+/// The fields [`parse_common_call`] reads (null reads as absent).
+#[derive(Default)]
+struct CommonFields<'a> {
+    procedure: Option<Text<'a>>,
+    scope: Option<Text<'a>>,
+    version: Option<Version<'a>>,
+    args: Option<CommonArgs>,
+    params: bool,
+    identity: Option<Identity>,
+    correlation_id: Option<Value>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+    jsonrpc: bool,
+}
+
+/// The args of a common call: decoded for the address read before them
+/// (with whether none of its parts came after them), or text to decode.
+enum CommonArgs {
+    Decoded((Address, Args), bool),
+    Text(Args),
+}
+
+impl CommonFields<'_> {
+    fn envelope(self) -> Option<Envelope> {
+        if self.jsonrpc || (self.args.is_none() && self.params) {
+            return None;
+        }
+        let correlation_id = match self.correlation_id {
+            None => None,
+            Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
+            Some(_) => return None,
+        };
+        let named = || address(&self.procedure, &self.scope, &self.version);
+        let (address, args) = match self.args {
+            Some(CommonArgs::Decoded(read, true)) => read,
+            // A part of the address after the args: decoded under the
+            // address the call names after all?
+            Some(CommonArgs::Decoded((read, args), false)) => {
+                let address = named()?;
+                (address == read).then_some((address, args))?
+            }
+            Some(CommonArgs::Text(args)) => (named()?, args),
+            None => (named()?, Args::default()),
+        };
+        Some(Envelope {
+            address,
+            args,
+            identity: self.identity,
+            correlation_id,
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
+        })
+    }
+}
+
+/// The address a call's fields name (the defaults for a scope and a
+/// version not given), if it names a procedure.
+fn address(
+    procedure: &Option<Text<'_>>,
+    scope: &Option<Text<'_>>,
+    version: &Option<Version<'_>>,
+) -> Option<Address> {
+    let procedure = procedure.as_ref().filter(|name| !name.0.is_empty())?;
+    Some(Address::read(
+        scope.as_ref().map_or("global", |scope| &scope.0),
+        &procedure.0,
+        version.as_ref().map_or("1", |version| &version.0),
+    ))
+}
+
+/// Reads an envelope's outer object key by key; each value with
+/// serde_json (through [`decode::Strict`](crate::decode)).
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn skip_whitespace(&mut self) {
+        let bytes = self.text.as_bytes();
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// Whether the next byte (after whitespace) is `byte`, taken if so.
+    fn next_is(&mut self, byte: u8) -> bool {
+        self.skip_whitespace();
+        let found = self.text.as_bytes().get(self.at) == Some(&byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.next_is(byte).then_some(())
+    }
+
+    /// Nothing but whitespace is left.
+    fn end(&mut self) -> Option<()> {
+        self.skip_whitespace();
+        (self.at == self.text.len()).then_some(())
+    }
+
+    /// A key without escapes (a key with them is left to the general
+    /// reading).
+    fn key(&mut self) -> Option<&'a str> {
+        self.plain_string()
+    }
+
+    /// A string without escapes that comes next, borrowed; `None`, having
+    /// read nothing, for anything else.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.skip_whitespace();
+        let rest = self.text.as_bytes().get(self.at..)?;
+        if rest.first() != Some(&b'"') {
+            return None;
+        }
+        let len = rest[1..]
+            .iter()
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
+        if rest[1 + len] != b'"' {
+            return None;
+        }
+        let string = &self.text[self.at + 1..self.at + 1 + len];
+        self.at += len + 2;
+        Some(string)
+    }
+
+    /// A string, or null (`None`), or what else `T` reads (an integer as a
+    /// version): strings without escapes are read here, the rest by
+    /// serde_json.
+    fn text<T: serde::Deserialize<'a>>(
+        &mut self,
+        borrowed: impl FnOnce(Cow<'a, str>) -> T,
+    ) -> Option<Option<T>> {
+        match self.plain_string() {
+            Some(string) => Some(Some(borrowed(Cow::Borrowed(string)))),
+            None => self.value(),
+        }
+    }
+
+    /// The value that comes next, decoded into `T`.
+    fn value<T: serde::Deserialize<'a>>(&mut self) -> Option<T> {
+        let (value, len) = crate::decode::prefix(&self.text[self.at..])?;
+        self.at += len;
+        Some(value)
+    }
+
+    /// The value that comes next, refused (as the general reading, which
+    /// counts the envelope's own level, refuses it) when it nests deeper
+    /// than a value in an envelope may.
+    fn nested_value<T: serde::Deserialize<'a>>(&mut self) -> Option<T> {
+        let start = self.at;
+        let value = self.value()?;
+        let within =
+            crate::json::nests_within(&self.text.as_bytes()[start..self.at], MAX_DEPTH - 1);
+        within.then_some(value)
+    }
+
+    /// The args: decoded into their procedure's type where the address
+    /// read so far has a decoder, else (or when they do not decode, for
+    /// the handler to report as it always does) skimmed and kept as text.
+    fn args(
+        &mut self,
+        bytes: &bytes::Bytes,
+        fields: &CommonFields<'_>,
+        decoder: &impl Fn(&Address) -> Option<DecodePrefixFn>,
+    ) -> Option<Option<CommonArgs>> {
+        self.skip_whitespace();
+        let null = self.text.as_bytes().get(self.at) == Some(&b'n');
+        let address = address(&fields.procedure, &fields.scope, &fields.version);
+        let address = address.filter(|_| !null);
+        if let Some(address) = address
+            && let Some(decode) = decoder(&address)
+            && let Some((value, len)) = decode(&self.text[self.at..])
+        {
+            let start = self.at;
+            self.at += len;
+            let args = Args::decoded_in(bytes, start..self.at, value)?;
+            return Some(Some(CommonArgs::Decoded((address, args), true)));
+        }
+        let Some(text) = self.value::<Option<&RawValue>>()? else {
+            return Some(None);
+        };
+        Args::from_json_in(bytes, text).map(|args| Some(CommonArgs::Text(args)))
+    }
 }
 
 /// Panics unless the two readings of one call agree (for tests and the
@@ -126,26 +393,6 @@ pub(crate) fn assert_same(common: &Envelope, general: &Envelope) {
         )
     };
     assert_eq!(parts(common), parts(general));
-}
-
-/// The fields [`parse_common_call`] reads (null reads as absent).
-#[derive(Deserialize)]
-struct Common<'a> {
-    #[serde(borrow)]
-    procedure: Option<Text<'a>>,
-    #[serde(borrow)]
-    scope: Option<Text<'a>>,
-    #[serde(borrow)]
-    version: Option<Version<'a>>,
-    #[serde(borrow)]
-    args: Option<&'a RawValue>,
-    params: Option<IgnoredAny>,
-    identity: Option<Identity>,
-    #[serde(rename = "correlationId")]
-    correlation_id: Option<Value>,
-    traceparent: Option<String>,
-    tracestate: Option<String>,
-    jsonrpc: Option<IgnoredAny>,
 }
 
 /// A string, borrowed from the bytes unless it has escapes (serde's own
@@ -564,33 +811,125 @@ mod tests {
             (r#"{"procedure":"p"} x"#, false),
             (r#"{"procedure":"p""#, false),
         ];
-        for (text, common) in cases {
-            let read = parse_common_call(&bytes::Bytes::from_static(text.as_bytes()));
-            assert_eq!(read.is_some(), *common, "{text}");
-            let general = parse_json(text.as_bytes())
-                .and_then(super::object)
-                .and_then(parse_call);
-            if let Some(read) = read {
-                assert_same(&read, &general.expect("the general reading takes it"));
+        // With no decoder the args are skimmed; with one that decodes any
+        // JSON (into a `Value`) they are decoded where the procedure comes
+        // first: either way the call reads as the general way reads it.
+        for decoder in [None, Some(any_json as DecodePrefixFn)] {
+            for (text, common) in cases {
+                let bytes = bytes::Bytes::from_static(text.as_bytes());
+                let read = parse_common_call(&bytes, |_| decoder);
+                assert_eq!(read.is_some(), *common, "{text}");
+                let general = parse_json(text.as_bytes())
+                    .and_then(super::object)
+                    .and_then(parse_call);
+                if let Some(read) = read {
+                    assert_same(&read, &general.expect("the general reading takes it"));
+                }
+            }
+            // Args nesting deeper than kept text may are read the general
+            // way, which refuses them past the envelope's limit.
+            let nested = |depth: usize| {
+                format!(
+                    r#"{{"procedure":"p","args":{}{}}}"#,
+                    "[".repeat(depth),
+                    "]".repeat(depth)
+                )
+            };
+            let common = |text: String| parse_common_call(&bytes::Bytes::from(text), |_| decoder);
+            let kept = common(nested(126)).expect("read");
+            assert!(kept.args.text().is_some() && kept.args.is_array());
+            assert!(common(nested(127)).is_none());
+            assert!(common(nested(200)).is_none());
+            assert!(parse_json(nested(200).as_bytes()).is_err());
+            let invalid = bytes::Bytes::from_static(b"{\"procedure\":\"p\",\"args\":\"\xff\"}");
+            assert!(parse_common_call(&invalid, |_| decoder).is_none());
+            // Values nesting deeper than the envelope allows, under any key.
+            for key in ["unknown", "identity", "params"] {
+                let deep = format!(
+                    r#"{{"procedure":"p","args":{{}},"{key}":{}{}}}"#,
+                    "[".repeat(128),
+                    "]".repeat(128)
+                );
+                assert!(parse_json(deep.as_bytes()).is_err());
+                assert!(common(deep).is_none(), "{key}");
             }
         }
-        // Args nesting deeper than kept text may are read the general
-        // way, which refuses them past the envelope's limit.
-        let nested = |depth: usize| {
-            format!(
-                r#"{{"procedure":"p","args":{}{}}}"#,
-                "[".repeat(depth),
-                "]".repeat(depth)
-            )
+    }
+
+    /// Decodes any JSON value, as a procedure whose args are a `Value`.
+    fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
+        let (value, len) = crate::decode::prefix::<Value>(text)?;
+        Some((Box::new(value), len))
+    }
+
+    /// Decodes `{"a": i64}`, strictly.
+    fn typed(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct A {
+            a: i64,
+        }
+        let (value, len) = crate::decode::prefix::<A>(text)?;
+        Some((Box::new(value.a), len))
+    }
+
+    #[test]
+    fn args_are_decoded_for_the_procedure_named_before_them() {
+        let read = |text: &'static str| {
+            let bytes = bytes::Bytes::from_static(text.as_bytes());
+            let only_p = |address: &Address| {
+                (*address == Address::new("s", "p", "1")).then_some(typed as DecodePrefixFn)
+            };
+            parse_common_call(&bytes, only_p)
         };
-        let common = |text: String| parse_common_call(&bytes::Bytes::from(text));
-        let kept = common(nested(126)).expect("read");
-        assert!(kept.args.text().is_some() && kept.args.is_array());
-        assert!(common(nested(127)).is_none());
-        assert!(common(nested(200)).is_none());
-        assert!(parse_json(nested(200).as_bytes()).is_err());
-        let invalid = bytes::Bytes::from_static(b"{\"procedure\":\"p\",\"args\":\"\xff\"}");
-        assert!(parse_common_call(&invalid).is_none());
+        // Decoded, and kept as text beside the value.
+        let mut call = read(r#"{"procedure":"p","scope":"s","args": {"a": 7} ,"correlationId":1}"#)
+            .expect("read");
+        assert_eq!(call.args.text(), Some(r#"{"a": 7}"#));
+        assert_eq!(call.args.take_decoded::<i64>(), Some(7));
+        assert_eq!(call.args.take_decoded::<i64>(), None, "taken once");
+        // A copy, or args changed as a value, have no decoded value.
+        let mut call = read(r#"{"procedure":"p","scope":"s","args":{"a":7}}"#).expect("read");
+        assert_eq!(call.args.clone().take_decoded::<i64>(), None);
+        call.args["a"] = json!(8);
+        assert_eq!(call.args.take_decoded::<i64>(), None);
+        // Of another type: not taken.
+        let mut call = read(r#"{"procedure":"p","scope":"s","args":{"a":7}}"#).expect("read");
+        assert_eq!(call.args.take_decoded::<u8>(), None);
+        // Args before the procedure, or of another procedure: text only.
+        for text in [
+            r#"{"args":{"a":7},"procedure":"p","scope":"s"}"#,
+            r#"{"procedure":"q","scope":"s","args":{"a":7}}"#,
+            r#"{"procedure":"p","scope":"s","args":null}"#,
+        ] {
+            let mut call = read(text).expect(text);
+            assert_eq!(call.args.take_decoded::<i64>(), None, "{text}");
+        }
+        // A scope after the args that changes the address: the general
+        // reading's. Args that do not decode: kept as text, for the
+        // handler to report.
+        let bytes = bytes::Bytes::from_static(br#"{"procedure":"p","args":{"a":7},"scope":"s"}"#);
+        assert!(parse_common_call(&bytes, |_| Some(typed as DecodePrefixFn)).is_none());
+        let mut call = read(r#"{"procedure":"p","args":{"a":7},"scope":"s"}"#).expect("as text");
+        assert_eq!(call.args.take_decoded::<i64>(), None);
+        for text in [
+            r#"{"procedure":"p","scope":"s","args":{"a":"7"}}"#,
+            r#"{"procedure":"p","scope":"s","args":{"a":7,"b":1}}"#,
+            r#"{"procedure":"p","scope":"s","args":[7]}"#,
+        ] {
+            let mut call = read(text).expect(text);
+            assert!(call.args.text().is_some(), "{text}");
+            assert_eq!(call.args.take_decoded::<i64>(), None, "{text}");
+        }
+        assert!(read(r#"{"procedure":"p","scope":"s","args":{"a":7]}"#).is_none());
+        // A scope after the args that names the same address is fine.
+        let bytes =
+            bytes::Bytes::from_static(br#"{"procedure":"p","args":{"a":7},"scope":"global"}"#);
+        let global = |address: &Address| {
+            (*address == Address::new("global", "p", "1")).then_some(typed as DecodePrefixFn)
+        };
+        let mut call = parse_common_call(&bytes, global).expect("read");
+        assert_eq!(call.args.take_decoded::<i64>(), Some(7));
     }
 
     #[test]

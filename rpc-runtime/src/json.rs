@@ -130,12 +130,14 @@ impl Serialize for Json {
 /// What [`Json`] gives the public types made of it: they read as a
 /// [`Value`] and change as one (forgetting the text), convert from and
 /// into one, compare by value, serialize as their text, and deserialize
-/// (from serde_json's own deserializers) keeping the text.
+/// (from serde_json's own deserializers) keeping the text. A type with a
+/// second field names the value it holds while it has no more than its
+/// [`Json`]; changing the value resets that field to it.
 macro_rules! reads_as_value {
-    ($name:ident) => {
+    ($name:ident $(, $plain:expr)?) => {
         impl From<serde_json::Value> for $name {
             fn from(value: serde_json::Value) -> Self {
-                $name(crate::json::Json::from(value))
+                $name(crate::json::Json::from(value) $(, $plain)?)
             }
         }
 
@@ -156,6 +158,7 @@ macro_rules! reads_as_value {
         /// Changing the value forgets the text.
         impl std::ops::DerefMut for $name {
             fn deref_mut(&mut self) -> &mut serde_json::Value {
+                $(self.1 = $plain;)?
                 self.0.value_mut()
             }
         }
@@ -190,7 +193,7 @@ macro_rules! reads_as_value {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let text = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
                 crate::json::Json::from_text(text)
-                    .map($name)
+                    .map(|json| $name(json $(, $plain)?))
                     .map_err(serde::de::Error::custom)
             }
         }
@@ -202,7 +205,7 @@ pub(crate) use reads_as_value;
 /// Whether arrays and objects in JSON text nest at most `limit` deep
 /// (brackets inside strings do not count). Text with no more opening
 /// brackets than that is let through without reading it byte by byte.
-fn nests_within(text: &[u8], limit: usize) -> bool {
+pub(crate) fn nests_within(text: &[u8], limit: usize) -> bool {
     if opening_brackets_within(text, limit) {
         return true;
     }

@@ -124,14 +124,23 @@ pub mod __private;
 pub mod __fuzz {
     /// Reads `bytes` as an envelope (a call, and a WebSocket frame), and
     /// writes the response a server would answer. The common call shape,
-    /// read straight from the bytes, must agree with the general reading.
+    /// read straight from the bytes (its args skimmed, and decoded into a
+    /// `Value` as a procedure's type would be), must agree with the
+    /// general reading.
     pub fn envelope(bytes: &[u8]) {
         use crate::envelope;
-        let common = envelope::parse_common_call(&bytes::Bytes::copy_from_slice(bytes));
+        fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
+            let (value, len) = crate::decode::prefix::<serde_json::Value>(text)?;
+            Some((Box::new(value), len))
+        }
+        let shared = bytes::Bytes::copy_from_slice(bytes);
+        let skimmed = envelope::parse_common_call(&shared, |_| None);
+        let decoded = envelope::parse_common_call(&shared, |_| Some(any_json as _));
         let object = match envelope::parse_json(bytes).and_then(envelope::object) {
             Ok(object) => object,
             Err(malformed) => {
-                assert!(common.is_none(), "read as a call: {malformed:?}");
+                let common = skimmed.is_some() || decoded.is_some();
+                assert!(!common, "read as a call: {malformed:?}");
                 let _ = envelope::encode_response(&Err(malformed.error), None);
                 return;
             }
@@ -139,8 +148,8 @@ pub mod __fuzz {
         let _ = envelope::parse_frame(object.clone());
         match envelope::parse_call(object) {
             Ok(call) => {
-                if let Some(common) = common {
-                    envelope::assert_same(&common, &call);
+                for common in [skimmed, decoded].iter().flatten() {
+                    envelope::assert_same(common, &call);
                 }
                 // The args as data, as text and as a value.
                 let value = call.args.into_value();
@@ -150,7 +159,8 @@ pub mod __fuzz {
                 }
             }
             Err(malformed) => {
-                assert!(common.is_none(), "read as a call: {malformed:?}");
+                let common = skimmed.is_some() || decoded.is_some();
+                assert!(!common, "read as a call: {malformed:?}");
                 let _ = envelope::encode_response(
                     &Err(malformed.error),
                     malformed.correlation_id.as_ref(),

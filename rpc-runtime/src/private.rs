@@ -32,15 +32,27 @@ impl<T, E> RpcResult for Result<T, E> {
     }
 }
 
-/// Decodes args into the args type, straight from the text they arrived
-/// as (else from their value), no more leniently than the schema (see
-/// `decode.rs`).
-pub fn decode_args<P: Procedure>(args: &Args) -> Result<P::Args, RpcError> {
+/// Decodes args into the args type: the value the transport decoded while
+/// it read the request if there is one, else straight from the text they
+/// arrived as (else from their value), no more leniently than the schema
+/// (see `decode.rs`).
+pub fn decode_args<P: Procedure>(args: &mut Args) -> Result<P::Args, RpcError> {
+    if let Some(decoded) = args.take_decoded::<P::Args>() {
+        return Ok(decoded);
+    }
     match args.text() {
         Some(text) => crate::decode::from_str(text),
         None => crate::decode::from_value(args),
     }
     .map_err(|error| RpcError::new(422, format!("args could not be decoded: {error}")))
+}
+
+/// Decodes the args type from the JSON value `text` starts with, as
+/// [`decode_args`] decodes it: the value and the length of its text, or
+/// `None` when it does not decode (see [`Descriptor::decode_prefix`]).
+pub fn decode_prefix<P: Procedure>(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
+    let (args, len) = crate::decode::prefix::<P::Args>(text)?;
+    Some((Box::new(args), len))
 }
 
 /// Encodes a handler's outcome as the data of the response.

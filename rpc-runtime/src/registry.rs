@@ -1,7 +1,7 @@
 //! The table of procedures this server hosts, built once at startup from
 //! everything `#[rpc]` registered, sorted for lookup without allocation.
 
-use crate::descriptor::{Descriptor, HandlerFn};
+use crate::descriptor::{DecodePrefixFn, Descriptor, HandlerFn};
 use crate::state::{StateKey, States};
 use crate::{Address, Error, FieldError, ProcedureSpec, RpcError};
 use jsonschema::Validator;
@@ -37,6 +37,9 @@ pub(crate) struct Local {
     pub(crate) needs: Vec<StateKey>,
     /// See [`Rules::checked_by_type`].
     pub(crate) checked_by_type: bool,
+    /// Where the type checks the schema: what decodes the args while the
+    /// request is read.
+    pub(crate) decode_prefix: Option<DecodePrefixFn>,
 }
 
 impl Rules for Local {
@@ -157,6 +160,7 @@ impl Registry {
                 handler: descriptor.handler,
                 needs: (descriptor.states)(),
                 checked_by_type,
+                decode_prefix: checked_by_type.then_some(descriptor.decode_prefix),
             });
         }
         let mut by_place: Vec<(Place, usize)> = entries

@@ -412,10 +412,11 @@ impl Pipeline {
         local: &'a Local,
         deadline: Instant,
     ) -> Answer<'a> {
-        let args = std::mem::replace(&mut call.args, Args::taken());
+        let mut args = std::mem::replace(&mut call.args, Args::taken());
         let context = Context::for_call(call, self.invoker());
         let address = &local.spec.address;
-        let running = match catch_unwind(AssertUnwindSafe(|| (local.handler)(&args, context))) {
+        let handler = || (local.handler)(&mut args, context);
+        let running = match catch_unwind(AssertUnwindSafe(handler)) {
             Ok(Ok(running)) => running,
             // Decoding failed: the validator lists what is wrong (it has
             // already run, and passed, unless the type checks the schema).

@@ -98,7 +98,7 @@ pub(crate) async fn call(
     // The common shapes first, their args kept as text; anything else in
     // a box of its own, so that the common call's future stays small.
     let response = {
-        let (common, parts) = match super::read_common(&bytes) {
+        let (common, parts) = match super::read_common(&bytes, &gateway.pipeline.registry) {
             Some(common) => (common, parts),
             None => match Box::pin(general_request(gateway, parts, peer, &bytes)).await {
                 Ok((envelope, parts)) => (Common::Envelope(envelope), parts),

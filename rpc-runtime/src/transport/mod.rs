@@ -230,7 +230,8 @@ fn cors_layer(cors: &Cors) -> Option<tower_http::cors::CorsLayer> {
 }
 
 /// A request in one of the common shapes, read straight from its bytes
-/// with its args kept as text.
+/// with its args kept as text (and, for an envelope, decoded where the
+/// registry has its procedure's decoder).
 pub(crate) enum Common {
     Envelope(crate::envelope::Envelope),
     JsonRpc(crate::jsonrpc::Request),
@@ -240,9 +241,13 @@ pub(crate) enum Common {
 /// general reading. JSON-RPC clients write `"jsonrpc"` first: a request
 /// that starts so is read as JSON-RPC first, and anything else as an
 /// envelope first, so that each is read once.
-pub(crate) fn read_common(bytes: &axum::body::Bytes) -> Option<Common> {
+pub(crate) fn read_common(
+    bytes: &axum::body::Bytes,
+    registry: &crate::registry::Registry,
+) -> Option<Common> {
     use crate::{envelope, jsonrpc};
-    let envelope = || envelope::parse_common_call(bytes).map(Common::Envelope);
+    let decoder = |address: &crate::Address| registry.get(address)?.decode_prefix;
+    let envelope = || envelope::parse_common_call(bytes, decoder).map(Common::Envelope);
     let jsonrpc = || jsonrpc::parse_common_request(bytes).map(Common::JsonRpc);
     if jsonrpc::named_first(bytes) {
         jsonrpc().or_else(envelope)

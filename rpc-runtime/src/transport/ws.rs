@@ -543,7 +543,7 @@ impl Session {
 
     async fn on_text(&mut self, socket: &mut WebSocket, bytes: Bytes) -> Result<(), Stop> {
         // The common shapes first, their args kept as text.
-        let frame = match super::read_common(&bytes) {
+        let frame = match super::read_common(&bytes, &self.gateway.pipeline.registry) {
             Some(super::Common::Envelope(envelope)) => Frame::Call(envelope),
             Some(super::Common::JsonRpc(request)) => {
                 self.jsonrpc = true;
