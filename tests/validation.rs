@@ -4,7 +4,8 @@
 //! default) and on one that always runs it. Every case must get the same
 //! answer from both, byte for byte, and the expected code and pointers,
 //! whether its args come after the procedure's address (then they are
-//! decoded while the request is read) or before it.
+//! decoded while the request is read) or before it; and as JSON-RPC, with
+//! the params after the method or before it.
 
 use rpc_runtime::Server;
 use rpc_tests::Http;
@@ -299,6 +300,21 @@ async fn both_paths_enforce_every_schema_feature_alike() {
                     "{case}: {pointer} not in {fast_body}"
                 );
             }
+        }
+        // As JSON-RPC, with the params after the method and before it.
+        let method_first =
+            format!(r#"{{"jsonrpc":"2.0","method":"valid/{procedure}","params":{args},"id":1}}"#);
+        let params_first =
+            format!(r#"{{"params":{args},"jsonrpc":"2.0","method":"valid/{procedure}","id":1}}"#);
+        let full_answer = full.post("/", method_first.clone().into_bytes()).await;
+        assert_eq!(
+            full_answer.1["result"].is_null(),
+            code != 200,
+            "{method_first}: {full_answer:?}"
+        );
+        for request in [method_first, params_first] {
+            let fast_answer = fast.post("/", request.clone().into_bytes()).await;
+            assert_eq!(fast_answer, full_answer, "{request}");
         }
     }
     for server in servers {

@@ -6,10 +6,10 @@
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
 
 use crate::descriptor::DecodePrefixFn;
+use crate::reader::Reader;
 use crate::{Address, Args, Data, FieldError, Identity, RpcError};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -97,58 +97,43 @@ pub(crate) fn parse_common_call(
     bytes: &bytes::Bytes,
     decoder: impl Fn(&Address) -> Option<DecodePrefixFn>,
 ) -> Option<Envelope> {
-    // The whole text checked at once (faster than string by string).
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut reader = Reader { text, at: 0 };
     let mut fields = CommonFields::default();
     let mut seen = 0u16;
-    reader.expect(b'{')?;
-    if !reader.next_is(b'}') {
-        loop {
-            let key = Key::of(reader.key()?);
-            reader.expect(b':')?;
-            if let Some(key) = key {
-                if seen & key.bit() != 0 {
-                    return None;
-                }
-                seen |= key.bit();
+    Reader::new(bytes)?.object(|reader, key| {
+        let key = Key::of(key);
+        if let Some(key) = key {
+            if seen & key.bit() != 0 {
+                return None;
             }
-            match key {
-                Some(Key::Procedure) => fields.procedure = reader.text(Text)?,
-                Some(Key::Scope) => fields.scope = reader.text(Text)?,
-                Some(Key::Version) => fields.version = reader.text(Version)?,
-                Some(Key::Args) => fields.args = reader.args(bytes, &fields, &decoder)?,
-                Some(Key::Params) => {
-                    fields.params = reader.nested_value::<Option<IgnoredAny>>()?.is_some();
-                }
-                Some(Key::Identity) => fields.identity = reader.nested_value()?,
-                Some(Key::CorrelationId) => {
-                    fields.correlation_id = match reader.plain_string() {
-                        Some(id) => Some(Value::String(id.to_owned())),
-                        None => reader.value()?,
-                    }
-                }
-                Some(Key::Traceparent) => fields.traceparent = reader.text(Cow::into_owned)?,
-                Some(Key::Tracestate) => fields.tracestate = reader.text(Cow::into_owned)?,
-                Some(Key::Jsonrpc) => {
-                    fields.jsonrpc = reader.nested_value::<Option<IgnoredAny>>()?.is_some();
-                }
-                None => reader.nested_value::<IgnoredAny>().map(drop)?,
-            }
-            if matches!(key, Some(Key::Procedure | Key::Scope | Key::Version))
-                && let Some(CommonArgs::Decoded(_, named_before)) = &mut fields.args
-            {
-                // The address is read again once all of it is known.
-                *named_before = false;
-            }
-            if reader.next_is(b',') {
-                continue;
-            }
-            reader.expect(b'}')?;
-            break;
+            seen |= key.bit();
         }
-    }
-    reader.end()?;
+        match key {
+            Some(Key::Procedure) => fields.procedure = reader.text(Text)?,
+            Some(Key::Scope) => fields.scope = reader.text(Text)?,
+            Some(Key::Version) => fields.version = reader.text(Version)?,
+            Some(Key::Args) => {
+                let address = || address(&fields.procedure, &fields.scope, &fields.version);
+                fields.args = Some(reader.args(|| decoder(&address()?))?);
+            }
+            Some(Key::Params) => {
+                fields.params = reader.nested_value::<Option<IgnoredAny>>()?.is_some();
+            }
+            Some(Key::Identity) => fields.identity = reader.nested_value()?,
+            Some(Key::CorrelationId) => {
+                fields.correlation_id = match reader.plain_string() {
+                    Some(id) => Some(Value::String(id.to_owned())),
+                    None => reader.value()?,
+                }
+            }
+            Some(Key::Traceparent) => fields.traceparent = reader.text(Cow::into_owned)?,
+            Some(Key::Tracestate) => fields.tracestate = reader.text(Cow::into_owned)?,
+            Some(Key::Jsonrpc) => {
+                fields.jsonrpc = reader.nested_value::<Option<IgnoredAny>>()?.is_some();
+            }
+            None => reader.nested_value::<IgnoredAny>().map(drop)?,
+        }
+        Some(())
+    })?;
     fields.envelope()
 }
 
@@ -196,7 +181,8 @@ struct CommonFields<'a> {
     procedure: Option<Text<'a>>,
     scope: Option<Text<'a>>,
     version: Option<Version<'a>>,
-    args: Option<CommonArgs>,
+    /// Present (`Some`), and null (`None`) or not.
+    args: Option<Option<Args>>,
     params: bool,
     identity: Option<Identity>,
     correlation_id: Option<Value>,
@@ -205,16 +191,9 @@ struct CommonFields<'a> {
     jsonrpc: bool,
 }
 
-/// The args of a common call: decoded for the address read before them
-/// (with whether none of its parts came after them), or text to decode.
-enum CommonArgs {
-    Decoded((Address, Args), bool),
-    Text(Args),
-}
-
 impl CommonFields<'_> {
     fn envelope(self) -> Option<Envelope> {
-        if self.jsonrpc || (self.args.is_none() && self.params) {
+        if self.jsonrpc || (matches!(self.args, None | Some(None)) && self.params) {
             return None;
         }
         let correlation_id = match self.correlation_id {
@@ -222,18 +201,8 @@ impl CommonFields<'_> {
             Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
             Some(_) => return None,
         };
-        let named = || address(&self.procedure, &self.scope, &self.version);
-        let (address, args) = match self.args {
-            Some(CommonArgs::Decoded(read, true)) => read,
-            // A part of the address after the args: decoded under the
-            // address the call names after all?
-            Some(CommonArgs::Decoded((read, args), false)) => {
-                let address = named()?;
-                (address == read).then_some((address, args))?
-            }
-            Some(CommonArgs::Text(args)) => (named()?, args),
-            None => (named()?, Args::default()),
-        };
+        let address = address(&self.procedure, &self.scope, &self.version)?;
+        let args = self.args.flatten().unwrap_or_default();
         Some(Envelope {
             address,
             args,
@@ -258,124 +227,6 @@ fn address(
         &procedure.0,
         version.as_ref().map_or("1", |version| &version.0),
     ))
-}
-
-/// Reads an envelope's outer object key by key; each value with
-/// serde_json (through [`decode::Strict`](crate::decode)).
-struct Reader<'a> {
-    text: &'a str,
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn skip_whitespace(&mut self) {
-        let bytes = self.text.as_bytes();
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    /// Whether the next byte (after whitespace) is `byte`, taken if so.
-    fn next_is(&mut self, byte: u8) -> bool {
-        self.skip_whitespace();
-        let found = self.text.as_bytes().get(self.at) == Some(&byte);
-        self.at += usize::from(found);
-        found
-    }
-
-    fn expect(&mut self, byte: u8) -> Option<()> {
-        self.next_is(byte).then_some(())
-    }
-
-    /// Nothing but whitespace is left.
-    fn end(&mut self) -> Option<()> {
-        self.skip_whitespace();
-        (self.at == self.text.len()).then_some(())
-    }
-
-    /// A key without escapes (a key with them is left to the general
-    /// reading).
-    fn key(&mut self) -> Option<&'a str> {
-        self.plain_string()
-    }
-
-    /// A string without escapes that comes next, borrowed; `None`, having
-    /// read nothing, for anything else.
-    fn plain_string(&mut self) -> Option<&'a str> {
-        self.skip_whitespace();
-        let rest = self.text.as_bytes().get(self.at..)?;
-        if rest.first() != Some(&b'"') {
-            return None;
-        }
-        let len = rest[1..]
-            .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-        if rest[1 + len] != b'"' {
-            return None;
-        }
-        let string = &self.text[self.at + 1..self.at + 1 + len];
-        self.at += len + 2;
-        Some(string)
-    }
-
-    /// A string, or null (`None`), or what else `T` reads (an integer as a
-    /// version): strings without escapes are read here, the rest by
-    /// serde_json.
-    fn text<T: serde::Deserialize<'a>>(
-        &mut self,
-        borrowed: impl FnOnce(Cow<'a, str>) -> T,
-    ) -> Option<Option<T>> {
-        match self.plain_string() {
-            Some(string) => Some(Some(borrowed(Cow::Borrowed(string)))),
-            None => self.value(),
-        }
-    }
-
-    /// The value that comes next, decoded into `T`.
-    fn value<T: serde::Deserialize<'a>>(&mut self) -> Option<T> {
-        let (value, len) = crate::decode::prefix(&self.text[self.at..])?;
-        self.at += len;
-        Some(value)
-    }
-
-    /// The value that comes next, refused (as the general reading, which
-    /// counts the envelope's own level, refuses it) when it nests deeper
-    /// than a value in an envelope may.
-    fn nested_value<T: serde::Deserialize<'a>>(&mut self) -> Option<T> {
-        let start = self.at;
-        let value = self.value()?;
-        let within =
-            crate::json::nests_within(&self.text.as_bytes()[start..self.at], MAX_DEPTH - 1);
-        within.then_some(value)
-    }
-
-    /// The args: decoded into their procedure's type where the address
-    /// read so far has a decoder, else (or when they do not decode, for
-    /// the handler to report as it always does) skimmed and kept as text.
-    fn args(
-        &mut self,
-        bytes: &bytes::Bytes,
-        fields: &CommonFields<'_>,
-        decoder: &impl Fn(&Address) -> Option<DecodePrefixFn>,
-    ) -> Option<Option<CommonArgs>> {
-        self.skip_whitespace();
-        let null = self.text.as_bytes().get(self.at) == Some(&b'n');
-        let address = address(&fields.procedure, &fields.scope, &fields.version);
-        let address = address.filter(|_| !null);
-        if let Some(address) = address
-            && let Some(decode) = decoder(&address)
-            && let Some((value, len)) = decode(&self.text[self.at..])
-        {
-            let start = self.at;
-            self.at += len;
-            let args = Args::decoded_in(bytes, start..self.at, value)?;
-            return Some(Some(CommonArgs::Decoded((address, args), true)));
-        }
-        let Some(text) = self.value::<Option<&RawValue>>()? else {
-            return Some(None);
-        };
-        Args::from_json_in(bytes, text).map(|args| Some(CommonArgs::Text(args)))
-    }
 }
 
 /// Panics unless the two readings of one call agree (for tests and the
@@ -905,13 +756,16 @@ mod tests {
             let mut call = read(text).expect(text);
             assert_eq!(call.args.take_decoded::<i64>(), None, "{text}");
         }
-        // A scope after the args that changes the address: the general
-        // reading's. Args that do not decode: kept as text, for the
-        // handler to report.
+        // A scope after the args: decoded for the address read before
+        // them, which only a handler of the same args type takes (and the
+        // same type decodes the same text alike).
         let bytes = bytes::Bytes::from_static(br#"{"procedure":"p","args":{"a":7},"scope":"s"}"#);
-        assert!(parse_common_call(&bytes, |_| Some(typed as DecodePrefixFn)).is_none());
+        let mut call = parse_common_call(&bytes, |_| Some(typed as DecodePrefixFn)).expect("read");
+        assert_eq!(call.address, Address::new("s", "p", "1"));
+        assert_eq!(call.args.take_decoded::<i64>(), Some(7));
         let mut call = read(r#"{"procedure":"p","args":{"a":7},"scope":"s"}"#).expect("as text");
         assert_eq!(call.args.take_decoded::<i64>(), None);
+        // Args that do not decode: kept as text, for the handler to report.
         for text in [
             r#"{"procedure":"p","scope":"s","args":{"a":"7"}}"#,
             r#"{"procedure":"p","scope":"s","args":{"a":7,"b":1}}"#,
@@ -922,7 +776,7 @@ mod tests {
             assert_eq!(call.args.take_decoded::<i64>(), None, "{text}");
         }
         assert!(read(r#"{"procedure":"p","scope":"s","args":{"a":7]}"#).is_none());
-        // A scope after the args that names the same address is fine.
+        // Decoded whatever the scope's default was written as.
         let bytes =
             bytes::Bytes::from_static(br#"{"procedure":"p","args":{"a":7},"scope":"global"}"#);
         let global = |address: &Address| {

@@ -16,9 +16,10 @@
 // Servers read requests; the codes are shared with the docs.
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
 
+use crate::reader::Reader;
 use crate::{Address, Args, Data, RpcError};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -197,12 +198,50 @@ pub(crate) fn parse_request(value: Value) -> Result<Request, Refused> {
 /// Reads a single request in the shape nearly every client sends
 /// (`"jsonrpc": "2.0"`, a non-empty `method`, `params` by name, absent or
 /// null, an `id` that is a string, a number or null, or none for a
-/// notification; no key twice) straight from the bytes: the params stay
-/// text, for the procedure to decode into its args type. Anything else is
-/// `None`, for [`parse`] to read (and refuse) exactly as before.
-pub(crate) fn parse_common_request(bytes: &bytes::Bytes) -> Option<Request> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let request: Common<'_> = crate::decode::from_str(text).ok()?;
+/// notification; no key twice) straight from the bytes, member by member
+/// (`reader.rs`): the params stay text, decoded into the args type as
+/// they are read where `decoder` has the method's decoder and the method
+/// comes first (as an envelope's args are). Anything else is `None`, for
+/// [`parse`] to read (and refuse) exactly as before.
+pub(crate) fn parse_common_request(
+    bytes: &bytes::Bytes,
+    decoder: impl Fn(&str) -> Option<crate::descriptor::DecodePrefixFn>,
+) -> Option<Request> {
+    let mut request = Common::default();
+    let mut seen = 0u8;
+    Reader::new(bytes)?.object(|reader, key| {
+        let key = Member::of(key);
+        if let Some(key) = key {
+            if seen & key.bit() != 0 {
+                return None;
+            }
+            seen |= key.bit();
+        }
+        match key {
+            Some(Member::Jsonrpc) => request.jsonrpc = reader.text(|text| text)?,
+            Some(Member::Method) => request.method = reader.text(|text| text)?,
+            // By name (an object), or null.
+            Some(Member::Params) => {
+                request.params = match reader.peek() {
+                    Some(b'{') => reader.args(|| decoder(request.method.as_deref()?))?,
+                    _ => reader
+                        .value::<Option<IgnoredAny>>()?
+                        .is_none()
+                        .then_some(None)?,
+                }
+            }
+            Some(Member::Id) => {
+                request.id = Some(match reader.plain_string() {
+                    Some(id) => Some(Value::String(id.to_owned())),
+                    None => reader.value()?,
+                });
+            }
+            Some(Member::Traceparent) => request.traceparent = reader.text(Cow::into_owned)?,
+            Some(Member::Tracestate) => request.tracestate = reader.text(Cow::into_owned)?,
+            None => reader.nested_value::<IgnoredAny>().map(drop)?,
+        }
+        Some(())
+    })?;
     if request.jsonrpc.as_deref() != Some("2.0") {
         return None;
     }
@@ -213,15 +252,10 @@ pub(crate) fn parse_common_request(bytes: &bytes::Bytes) -> Option<Request> {
         Some(None) => Some(Value::Null),
         Some(Some(_)) => return None,
     };
-    let args = match request.params {
-        None => Args::default(),
-        Some(params) if params.get().starts_with('{') => Args::from_json_in(bytes, params)?,
-        Some(_) => return None,
-    };
     Some(Request {
         id,
         method: method.into_owned(),
-        args,
+        args: request.params.unwrap_or_default(),
         traceparent: request.traceparent,
         tracestate: request.tracestate,
     })
@@ -229,25 +263,44 @@ pub(crate) fn parse_common_request(bytes: &bytes::Bytes) -> Option<Request> {
 
 /// The members [`parse_common_request`] reads (null `params` reads as
 /// absent; `id` keeps null apart from absent).
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Common<'a> {
-    #[serde(borrow)]
     jsonrpc: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     method: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    params: Option<&'a RawValue>,
-    #[serde(default, deserialize_with = "present")]
+    params: Option<Args>,
     id: Option<Option<Value>>,
     traceparent: Option<String>,
     tracestate: Option<String>,
 }
 
-/// A member that is present, null or not.
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<Value>>, D::Error> {
-    Option::<Value>::deserialize(deserializer).map(Some)
+/// The members [`parse_common_request`] reads; one twice is left to the
+/// general reading.
+#[derive(Clone, Copy)]
+enum Member {
+    Jsonrpc,
+    Method,
+    Params,
+    Id,
+    Traceparent,
+    Tracestate,
+}
+
+impl Member {
+    fn of(key: &str) -> Option<Member> {
+        Some(match key {
+            "jsonrpc" => Member::Jsonrpc,
+            "method" => Member::Method,
+            "params" => Member::Params,
+            "id" => Member::Id,
+            "traceparent" => Member::Traceparent,
+            "tracestate" => Member::Tracestate,
+            _ => return None,
+        })
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
 }
 
 fn invalid(id: Value, message: &str) -> Refused {
@@ -481,6 +534,10 @@ mod tests {
             ),
             (r#"{"jsonrpc":"2.0","method":"m","params":{}}"#, true),
             (
+                r#"{"params":{"a":[1]},"jsonrpc":"2.0","method":"m","id":"\u0031"}"#,
+                true,
+            ),
+            (
                 r#" {"id":2.5,"method":"s/p@2","jsonrpc":"2.0","traceparent":"t","x":[1]} "#,
                 true,
             ),
@@ -500,10 +557,26 @@ mod tests {
             (r#"{"jsonrpc":"2.0","method":"m","traceparent":5}"#, false),
             (r#"[{"jsonrpc":"2.0","method":"m","id":1}]"#, false),
             (r#"{"procedure":"p"}"#, false),
+            (r#"{"jsonrpc":"2.0","method":"m","params":{"a":1]}"#, false),
+            (
+                r#"{"jsonrpc":"2.0","method":"m","params":{},"params":{}}"#,
+                false,
+            ),
         ];
-        for (text, common) in cases {
-            let read = parse_common_request(&bytes::Bytes::from_static(text.as_bytes()));
-            assert_eq!(read.is_some(), *common, "{text}");
+        // The params skimmed, and decoded (into a `Value`, as a
+        // procedure's type would be) where the method comes first.
+        fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
+            let (value, len) = crate::decode::prefix::<Value>(text)?;
+            Some((Box::new(value), len))
+        }
+        let decoders = [None, Some(any_json as crate::descriptor::DecodePrefixFn)];
+        let runs = decoders
+            .iter()
+            .flat_map(|decoder| cases.iter().map(move |case| (*decoder, case)));
+        for (decoder, &(text, common)) in runs {
+            let bytes = bytes::Bytes::from_static(text.as_bytes());
+            let read = parse_common_request(&bytes, |_| decoder);
+            assert_eq!(read.is_some(), common, "{text}");
             if let Some(read) = read {
                 let value = serde_json::from_str(text).expect("json");
                 let general = single(value).expect("the general reading takes it");

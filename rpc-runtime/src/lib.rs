@@ -83,6 +83,7 @@ mod html;
 mod identity;
 mod json;
 mod procedure;
+mod reader;
 mod state;
 mod trace;
 
@@ -122,6 +123,12 @@ pub mod __private;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod __fuzz {
+    /// Decodes any JSON value, as a procedure whose args are a `Value`.
+    fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
+        let (value, len) = crate::decode::prefix::<serde_json::Value>(text)?;
+        Some((Box::new(value), len))
+    }
+
     /// Reads `bytes` as an envelope (a call, and a WebSocket frame), and
     /// writes the response a server would answer. The common call shape,
     /// read straight from the bytes (its args skimmed, and decoded into a
@@ -129,13 +136,9 @@ pub mod __fuzz {
     /// general reading.
     pub fn envelope(bytes: &[u8]) {
         use crate::envelope;
-        fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
-            let (value, len) = crate::decode::prefix::<serde_json::Value>(text)?;
-            Some((Box::new(value), len))
-        }
         let shared = bytes::Bytes::copy_from_slice(bytes);
         let skimmed = envelope::parse_common_call(&shared, |_| None);
-        let decoded = envelope::parse_common_call(&shared, |_| Some(any_json as _));
+        let decoded = envelope::parse_common_call(&shared, |_| Some(any_json));
         let object = match envelope::parse_json(bytes).and_then(envelope::object) {
             Ok(object) => object,
             Err(malformed) => {
@@ -175,11 +178,16 @@ pub mod __fuzz {
         use crate::jsonrpc::{self, Incoming};
         // The common shape, read straight from the bytes, must agree with
         // the general reading.
-        let common =
-            jsonrpc::parse_common_request(&bytes::Bytes::copy_from_slice(bytes)).map(|request| {
-                let parts = (request.id, request.method, request.args.into_value());
-                (parts, request.traceparent, request.tracestate)
-            });
+        let shared = bytes::Bytes::copy_from_slice(bytes);
+        let parts = |request: jsonrpc::Request| {
+            let parts = (request.id, request.method, request.args.into_value());
+            (parts, request.traceparent, request.tracestate)
+        };
+        // The params skimmed, and decoded into a `Value` as a procedure's
+        // type would be: the two readings agree.
+        let common = jsonrpc::parse_common_request(&shared, |_| None).map(parts);
+        let decoded = jsonrpc::parse_common_request(&shared, |_| Some(any_json)).map(parts);
+        assert_eq!(common, decoded);
         let value = match crate::envelope::parse_json(bytes) {
             Ok(value) => value,
             Err(_) => {

@@ -247,8 +247,12 @@ pub(crate) fn read_common(
 ) -> Option<Common> {
     use crate::{envelope, jsonrpc};
     let decoder = |address: &crate::Address| registry.get(address)?.decode_prefix;
+    let method_decoder = |method: &str| {
+        let address = jsonrpc::address(method, |address| registry.get(address).is_some());
+        decoder(&address)
+    };
     let envelope = || envelope::parse_common_call(bytes, decoder).map(Common::Envelope);
-    let jsonrpc = || jsonrpc::parse_common_request(bytes).map(Common::JsonRpc);
+    let jsonrpc = || jsonrpc::parse_common_request(bytes, method_decoder).map(Common::JsonRpc);
     if jsonrpc::named_first(bytes) {
         jsonrpc().or_else(envelope)
     } else {
