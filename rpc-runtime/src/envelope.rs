@@ -98,22 +98,18 @@ pub(crate) fn parse_common_call(
     decoder: impl Fn(&Address) -> Option<DecodePrefixFn>,
 ) -> Option<Envelope> {
     let mut fields = CommonFields::default();
-    let mut seen = 0u16;
     Reader::new(bytes)?.object(|reader, key| {
-        let key = Key::of(key);
-        if let Some(key) = key {
-            if seen & key.bit() != 0 {
-                return None;
-            }
-            seen |= key.bit();
+        if let Some(Key::Procedure | Key::Scope | Key::Version) = key {
+            fields.address = None;
         }
         match key {
             Some(Key::Procedure) => fields.procedure = reader.text(Text)?,
             Some(Key::Scope) => fields.scope = reader.text(Text)?,
             Some(Key::Version) => fields.version = reader.text(Version)?,
             Some(Key::Args) => {
-                let address = || address(&fields.procedure, &fields.scope, &fields.version);
-                fields.args = Some(reader.args(|| decoder(&address()?))?);
+                fields.address = address(&fields.procedure, &fields.scope, &fields.version);
+                let address = fields.address.as_ref();
+                fields.args = Some(reader.args(|| decoder(address?))?);
             }
             Some(Key::Params) => {
                 fields.params = reader.nested_value::<Option<IgnoredAny>>()?.is_some();
@@ -137,8 +133,7 @@ pub(crate) fn parse_common_call(
     fields.envelope()
 }
 
-/// The keys [`parse_common_call`] reads; a key twice is left to the
-/// general reading.
+/// The keys [`parse_common_call`] reads.
 #[derive(Clone, Copy)]
 enum Key {
     Procedure,
@@ -153,7 +148,7 @@ enum Key {
     Jsonrpc,
 }
 
-impl Key {
+impl crate::reader::Key for Key {
     fn of(key: &str) -> Option<Key> {
         Some(match key {
             "procedure" => Key::Procedure,
@@ -170,8 +165,8 @@ impl Key {
         })
     }
 
-    fn bit(self) -> u16 {
-        1 << self as u16
+    fn index(self) -> u32 {
+        self as u32
     }
 }
 
@@ -181,6 +176,9 @@ struct CommonFields<'a> {
     procedure: Option<Text<'a>>,
     scope: Option<Text<'a>>,
     version: Option<Version<'a>>,
+    /// The address the three name, once read for the args (and until one
+    /// of them comes after them).
+    address: Option<Address>,
     /// Present (`Some`), and null (`None`) or not.
     args: Option<Option<Args>>,
     params: bool,
@@ -201,7 +199,10 @@ impl CommonFields<'_> {
             Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
             Some(_) => return None,
         };
-        let address = address(&self.procedure, &self.scope, &self.version)?;
+        let address = match self.address {
+            Some(address) => address,
+            None => address(&self.procedure, &self.scope, &self.version)?,
+        };
         let args = self.args.flatten().unwrap_or_default();
         Some(Envelope {
             address,

@@ -208,15 +208,7 @@ pub(crate) fn parse_common_request(
     decoder: impl Fn(&str) -> Option<crate::descriptor::DecodePrefixFn>,
 ) -> Option<Request> {
     let mut request = Common::default();
-    let mut seen = 0u8;
     Reader::new(bytes)?.object(|reader, key| {
-        let key = Member::of(key);
-        if let Some(key) = key {
-            if seen & key.bit() != 0 {
-                return None;
-            }
-            seen |= key.bit();
-        }
         match key {
             Some(Member::Jsonrpc) => request.jsonrpc = reader.text(|text| text)?,
             Some(Member::Method) => request.method = reader.text(|text| text)?,
@@ -273,8 +265,7 @@ struct Common<'a> {
     tracestate: Option<String>,
 }
 
-/// The members [`parse_common_request`] reads; one twice is left to the
-/// general reading.
+/// The members [`parse_common_request`] reads.
 #[derive(Clone, Copy)]
 enum Member {
     Jsonrpc,
@@ -285,7 +276,7 @@ enum Member {
     Tracestate,
 }
 
-impl Member {
+impl crate::reader::Key for Member {
     fn of(key: &str) -> Option<Member> {
         Some(match key {
             "jsonrpc" => Member::Jsonrpc,
@@ -298,8 +289,8 @@ impl Member {
         })
     }
 
-    fn bit(self) -> u8 {
-        1 << self as u8
+    fn index(self) -> u32 {
+        self as u32
     }
 }
 

@@ -18,6 +18,14 @@ use crate::envelope::MAX_DEPTH;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+/// The keys of an object that a reader knows.
+pub(crate) trait Key: Copy {
+    fn of(key: &str) -> Option<Self>;
+
+    /// Its place among the known keys (under 32).
+    fn index(self) -> u32;
+}
+
 pub(crate) struct Reader<'a> {
     /// The buffer the text is in, which kept args share.
     bytes: &'a bytes::Bytes,
@@ -34,15 +42,24 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the object that makes up the whole text, calling `member`
-    /// with each key (without escapes) to read its value.
-    pub(crate) fn object(
+    /// with each key (`None` for one it does not know) to read its value.
+    /// A key with escapes, or a known key twice, is `None`.
+    pub(crate) fn object<K: Key>(
         mut self,
-        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+        mut member: impl FnMut(&mut Self, Option<K>) -> Option<()>,
     ) -> Option<()> {
+        let mut seen = 0u32;
         self.expect(b'{')?;
         if !self.next_is(b'}') {
             loop {
-                let key = self.plain_string()?;
+                let key = K::of(self.plain_string()?);
+                if let Some(key) = key {
+                    let bit = 1 << key.index();
+                    if seen & bit != 0 {
+                        return None;
+                    }
+                    seen |= bit;
+                }
                 self.expect(b':')?;
                 member(&mut self, key)?;
                 if !self.next_is(b',') {
