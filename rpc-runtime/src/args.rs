@@ -30,7 +30,7 @@ pub struct Args(Json, Decoded);
 reads_as_value!(Args, Decoded(None));
 
 /// The args decoded into their procedure's type while the request was
-/// read (`envelope.rs`), for its handler to take. A copy of the args, or
+/// read (`reader.rs`), for its handler to take. A copy of the args, or
 /// args changed as a value, have none.
 #[derive(Default)]
 pub(crate) struct Decoded(Option<sync_wrapper::SyncWrapper<Box<dyn Any + Send>>>);

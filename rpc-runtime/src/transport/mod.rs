@@ -230,8 +230,8 @@ fn cors_layer(cors: &Cors) -> Option<tower_http::cors::CorsLayer> {
 }
 
 /// A request in one of the common shapes, read straight from its bytes
-/// with its args kept as text (and, for an envelope, decoded where the
-/// registry has its procedure's decoder).
+/// with its args kept as text (and decoded, where the registry has the
+/// decoder of the procedure it names).
 pub(crate) enum Common {
     Envelope(crate::envelope::Envelope),
     JsonRpc(crate::jsonrpc::Request),
