@@ -8,7 +8,6 @@
 use crate::json::{Json, reads_as_value};
 use bytes::Bytes;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::any::Any;
 
 /// The args of a [`Call`](crate::Call): reads as a [`Value`] (it
@@ -42,29 +41,21 @@ impl Clone for Decoded {
 }
 
 impl Args {
-    /// Args from JSON text that `buffer` holds (so that they share it);
-    /// `None` for text that nests deeper than kept text may (the transport
-    /// reads such a request the general way, which has its own limit).
-    pub(crate) fn from_json_in(buffer: &Bytes, json: &RawValue) -> Option<Args> {
-        let text = json.get().as_bytes();
-        let start = (text.as_ptr() as usize).wrapping_sub(buffer.as_ptr() as usize);
-        let shared = match buffer.get(start..start.wrapping_add(text.len())) {
-            Some(within) if within.as_ptr() == text.as_ptr() => {
-                buffer.slice(start..start + text.len())
-            }
-            _ => Bytes::copy_from_slice(text),
-        };
-        Json::kept(shared).map(|json| Args(json, Decoded(None)))
+    /// Args whose text is `buffer[span]` (sharing the buffer); `None` for
+    /// text that nests deeper than kept text may (the transport reads such
+    /// a request the general way, which has its own limit).
+    pub(crate) fn kept_in(buffer: &Bytes, span: std::ops::Range<usize>) -> Option<Args> {
+        Json::kept(buffer.slice(span)).map(|json| Args(json, Decoded(None)))
     }
 
     /// Args whose text is `buffer[span]`, already decoded into `value`;
-    /// `None` for text that nests deeper than kept text may.
+    /// `None` as for [`Args::kept_in`].
     pub(crate) fn decoded_in(
         buffer: &Bytes,
         span: std::ops::Range<usize>,
         value: Box<dyn Any + Send>,
     ) -> Option<Args> {
-        let json = Json::kept(buffer.slice(span))?;
+        let Args(json, _) = Args::kept_in(buffer, span)?;
         Some(Args(
             json,
             Decoded(Some(sync_wrapper::SyncWrapper::new(value))),
@@ -116,15 +107,9 @@ mod tests {
     #[test]
     fn shares_the_buffer_the_text_is_in() {
         let buffer = Bytes::from_static(br#"{"args": {"x": [1]}}"#);
-        let json: &RawValue =
-            serde_json::from_slice::<std::collections::HashMap<&str, &RawValue>>(&buffer)
-                .expect("json")["args"];
-        let args = Args::from_json_in(&buffer, json).expect("kept");
+        let args = Args::kept_in(&buffer, 9..19).expect("kept");
         assert_eq!(args.text(), Some(r#"{"x": [1]}"#));
         assert_eq!(args.text().map(str::as_ptr), Some(buffer[9..].as_ptr()));
-        // Text from elsewhere is copied.
-        let other = Args::from_json_in(&Bytes::from_static(b"{}"), json).expect("kept");
-        assert_eq!(other, args);
     }
 
     #[test]
@@ -150,9 +135,8 @@ mod tests {
     fn text_nesting_deeper_than_kept_text_may_is_not_kept() {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let buffer = Bytes::from(deep.clone());
-        let raw = RawValue::from_string(deep).expect("skimmed without a limit");
-        assert!(Args::from_json_in(&buffer, &raw).is_none());
-        assert!(serde_json::from_str::<Args>(raw.get()).is_err());
+        assert!(Args::kept_in(&buffer, 0..buffer.len()).is_none());
+        assert!(serde_json::from_str::<Args>(&deep).is_err());
     }
 
     #[test]

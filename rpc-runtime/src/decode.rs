@@ -7,7 +7,9 @@
 //! where the type enforces the schema (`schema.rs`), so args are decoded
 //! through [`Strict`], which wraps serde_json's deserializer (of the raw
 //! text, or of a parsed value) and refuses them too: a struct only from an
-//! object, a unit variant only by its name, at every depth.
+//! object, a unit variant only by its name, at every depth. What it skips
+//! (a field the type does not know) it reads as a `serde_json::Value`
+//! would, so that it refuses no less than reading the args as one.
 
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Unexpected,
@@ -91,7 +93,16 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         deserialize_newtype_struct(name: &'static str)
         deserialize_seq() deserialize_tuple(len: usize)
         deserialize_tuple_struct(name: &'static str, len: usize)
-        deserialize_map() deserialize_identifier() deserialize_ignored_any()
+        deserialize_map() deserialize_identifier()
+    }
+
+    /// Read as a `serde_json::Value` would read it (numbers in range,
+    /// surrogates in pairs), not only skimmed: args a field the type does
+    /// not know makes unreadable as a value are refused, as they are when
+    /// they are read as one.
+    #[inline]
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(Wrap::any(visitor))
     }
 
     /// Only from an object: never from an array of the fields.

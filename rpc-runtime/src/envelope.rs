@@ -662,11 +662,34 @@ mod tests {
             (r#"["p", "s", "1", {}]"#, false),
             (r#"{"procedure":"p"} x"#, false),
             (r#"{"procedure":"p""#, false),
+            // Values a `Value` cannot hold (a number out of range, a lone
+            // surrogate), wherever they are; what it can hold is read.
+            (r#"{"procedure":"p","args":{"a":1e400}}"#, false),
+            (r#"{"procedure":"p","args":{"a":1,"z":[-1e400]}}"#, false),
+            (r#"{"procedure":"p","args":{"a":1,"z":"\ud800"}}"#, false),
+            (r#"{"procedure":"p","args":{"a":1,"\udc00":0}}"#, false),
+            (
+                r#"{"procedure":"p","unknown":111111111111111111e1110}"#,
+                false,
+            ),
+            (r#"{"procedure":"p","unknown":{"k":"\udc00"}}"#, false),
+            (r#"{"procedure":"p","correlationId":1e400}"#, false),
+            (r#"{"procedure":"p","identity":{"x":1e400}}"#, false),
+            (
+                r#"{"procedure":"p","args":{"a":1e-400,"z":"\ud83d\ude00"},"u":0e999}"#,
+                true,
+            ),
         ];
         // With no decoder the args are skimmed; with one that decodes any
-        // JSON (into a `Value`) they are decoded where the procedure comes
-        // first: either way the call reads as the general way reads it.
-        for decoder in [None, Some(any_json as DecodePrefixFn)] {
+        // JSON (into a `Value`), or a type that ignores fields it does not
+        // know, they are decoded where the procedure comes first: either
+        // way the call reads as the general way reads it.
+        let decoders = [
+            None,
+            Some(any_json as DecodePrefixFn),
+            Some(lenient as DecodePrefixFn),
+        ];
+        for decoder in decoders {
             for (text, common) in cases {
                 let bytes = bytes::Bytes::from_static(text.as_bytes());
                 let read = parse_common_call(&bytes, |_| decoder);
@@ -712,6 +735,16 @@ mod tests {
     fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
         let (value, len) = crate::decode::prefix::<Value>(text)?;
         Some((Box::new(value), len))
+    }
+
+    /// Decodes `{"a": i64}`, ignoring other fields.
+    fn lenient(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
+        #[derive(Deserialize)]
+        struct A {
+            a: i64,
+        }
+        let (value, len) = crate::decode::prefix::<A>(text)?;
+        Some((Box::new(value.a), len))
     }
 
     /// Decodes `{"a": i64}`, strictly.

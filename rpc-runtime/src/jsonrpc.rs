@@ -553,14 +553,42 @@ mod tests {
                 r#"{"jsonrpc":"2.0","method":"m","params":{},"params":{}}"#,
                 false,
             ),
+            // Values a `Value` cannot hold, wherever they are.
+            (
+                r#"{"jsonrpc":"2.0","method":"m","params":{"a":1},"x":111111111111111111e1110}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"m","params":{"a":1,"z":1e400}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"m","params":{"a":1,"z":["\udc00"]}}"#,
+                false,
+            ),
+            (r#"{"jsonrpc":"2.0","method":"m","id":-1e400}"#, false),
+            (
+                r#"{"jsonrpc":"2.0","method":"m","params":{"a":1,"z":"\ud83d\ude00"}}"#,
+                true,
+            ),
         ];
-        // The params skimmed, and decoded (into a `Value`, as a
-        // procedure's type would be) where the method comes first.
+        // The params skimmed, and decoded (into a `Value`, or a type that
+        // ignores fields it does not know, as a procedure's type would be)
+        // where the method comes first.
         fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
             let (value, len) = crate::decode::prefix::<Value>(text)?;
             Some((Box::new(value), len))
         }
-        let decoders = [None, Some(any_json as crate::descriptor::DecodePrefixFn)];
+        fn lenient(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
+            #[derive(serde::Deserialize)]
+            struct A {
+                a: i64,
+            }
+            let (value, len) = crate::decode::prefix::<A>(text)?;
+            Some((Box::new(value.a), len))
+        }
+        let decoders: [Option<crate::descriptor::DecodePrefixFn>; 3] =
+            [None, Some(any_json), Some(lenient)];
         let runs = decoders
             .iter()
             .flat_map(|decoder| cases.iter().map(move |case| (*decoder, case)));

@@ -2,7 +2,8 @@
 //! its text: what the common shapes of an envelope (`envelope.rs`) and of
 //! a JSON-RPC request (`jsonrpc.rs`) are read with. Strings without
 //! escapes are sliced where they are; every other value is read by
-//! serde_json (through [`Strict`](crate::decode::Strict)); the args are
+//! serde_json (through [`Strict`](crate::decode::Strict), which reads
+//! even what it skips as a `serde_json::Value` would); the args are
 //! decoded into their procedure's type as they are met, where the caller
 //! has its decoder, so that their text is read once.
 //!
@@ -15,7 +16,7 @@
 use crate::Args;
 use crate::descriptor::DecodePrefixFn;
 use crate::envelope::MAX_DEPTH;
-use serde_json::value::RawValue;
+use serde::de::IgnoredAny;
 use std::borrow::Cow;
 
 /// The keys of an object that a reader knows.
@@ -148,22 +149,23 @@ impl<'a> Reader<'a> {
     /// The args that come next (`None` for null), kept as text (a slice of
     /// the buffer): decoded with the decoder `decoder` gives, where it
     /// gives one, and kept beside the text; else, or when they do not
-    /// decode (for the handler to report as it always does), only skimmed.
+    /// decode (for the handler to report as it always does), read only to
+    /// find their end, as strictly as a `serde_json::Value` reads them.
     pub(crate) fn args(
         &mut self,
         decoder: impl FnOnce() -> Option<DecodePrefixFn>,
     ) -> Option<Option<Args>> {
-        if self.peek() != Some(b'n')
-            && let Some(decode) = decoder()
-            && let Some((value, len)) = decode(&self.text[self.at..])
+        if self.peek()? == b'n' {
+            return self.value::<()>().map(|()| None);
+        }
+        let start = self.at;
+        if let Some(decode) = decoder()
+            && let Some((value, len)) = decode(&self.text[start..])
         {
-            let start = self.at;
             self.at += len;
             return Args::decoded_in(self.bytes, start..self.at, value).map(Some);
         }
-        match self.value::<Option<&RawValue>>()? {
-            Some(text) => Args::from_json_in(self.bytes, text).map(Some),
-            None => Some(None),
-        }
+        self.value::<IgnoredAny>()?;
+        Args::kept_in(self.bytes, start..self.at).map(Some)
     }
 }
