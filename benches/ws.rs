@@ -26,7 +26,8 @@
 //!    client above that only sends frames and checks their status.
 //! 2. The resident memory of a server process (this binary, started again
 //!    as a child) before and after `BENCH_IDLE` (default 10,000) connections
-//!    have each set an identity, per connection.
+//!    have each set an identity, per connection (alone with
+//!    `BENCH_ONLY=idle`).
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -220,6 +221,8 @@ fn main() {
         .expect("runtime");
     if std::env::var("BENCH_ROLE").as_deref() == Ok("server") {
         runtime.block_on(idle_server());
+    } else if std::env::var("BENCH_ONLY").as_deref() == Ok("idle") {
+        runtime.block_on(idle_memory());
     } else {
         runtime.block_on(throughput());
         if std::env::var("BENCH_ONLY").is_err() {

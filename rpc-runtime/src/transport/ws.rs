@@ -173,11 +173,10 @@ pub(crate) async fn upgrade(
         .write_buffer_size(64 * 1024)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |socket| {
             let mut session = Session::new(gateway, connection, source);
             session.unfinished = bytes_read.map(Unfinished::new);
-            session.run(socket, outbound, listed).await;
-            drop(slot);
+            session.run(socket, outbound, listed, slot)
         })
 }
 
@@ -303,87 +302,99 @@ impl Session {
         }
     }
 
-    async fn run(
+    /// The connection's task, until the connection ends; `slot` (its place
+    /// in the server's budget) is given up last.
+    // Not an `async fn`: rustc keeps an `async fn`'s arguments twice in its
+    // future, and this one is the connection's task, kept while it is idle.
+    #[allow(clippy::manual_async_fn, reason = "the arguments once")]
+    fn run(
         mut self,
         mut socket: WebSocket,
         mut outbound: tokio::sync::mpsc::UnboundedReceiver<Utf8Bytes>,
         listed: Listed,
-    ) {
-        self.emit(&self.gateway.ws.hooks.connect);
-        self.to_mesh(MeshEventKind::Connect, None);
-        let ping_every = self.gateway.ws.ping_interval;
-        let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-        // Registered once for the connection's life, not once per frame.
-        let connection = self.connection.clone();
-        let closing = connection.close_requested();
-        tokio::pin!(closing);
-        // A close that waits for the calls in flight, once asked for.
-        let mut draining = None;
-        let stop = loop {
-            let step = tokio::select! {
-                biased;
-                code = &mut closing, if draining.is_none() => {
-                    if self.connection.finishes_calls() {
-                        draining = Some(code);
-                        Ok(())
-                    } else {
-                        Err(Stop::Close(code, "closed by the server"))
+        slot: Option<super::budget::ConnectionSlot>,
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            self.emit(&self.gateway.ws.hooks.connect);
+            self.to_mesh(MeshEventKind::Connect, None);
+            let ping_every = self.gateway.ws.ping_interval;
+            let mut ping =
+                tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+            // Registered once for the connection's life, not once per frame.
+            let connection = self.connection.clone();
+            let closing = connection.close_requested();
+            tokio::pin!(closing);
+            // A close that waits for the calls in flight, once asked for.
+            let mut draining = None;
+            let stop = loop {
+                let step = tokio::select! {
+                    biased;
+                    code = &mut closing, if draining.is_none() => {
+                        if self.connection.finishes_calls() {
+                            draining = Some(code);
+                            Ok(())
+                        } else {
+                            Err(Stop::Close(code, "closed by the server"))
+                        }
                     }
-                }
-                Some(text) = outbound.recv() => {
-                    self.push(&mut socket, text, &mut outbound).await
-                }
-                Some(done) = self.calls.next(), if !self.calls.is_empty() => {
-                    self.finished(&mut socket, done).await
-                }
-                frame = socket.recv() => self.on_frame(&mut socket, frame).await,
-                _ = ping.tick() => self.keep_alive(&mut socket).await,
-            };
-            let flushed = match step {
-                Ok(()) => match self.drain_input(&mut socket).await {
-                    Ok(()) => self.flush(&mut socket).await,
+                    Some(text) = outbound.recv() => {
+                        self.push(&mut socket, text, &mut outbound).await
+                    }
+                    Some(done) = self.calls.next(), if !self.calls.is_empty() => {
+                        self.finished(&mut socket, done).await
+                    }
+                    frame = socket.recv() => self.on_frame(&mut socket, frame).await,
+                    _ = ping.tick() => self.keep_alive(&mut socket).await,
+                };
+                let flushed = match step {
+                    Ok(()) => match self.drain_input(&mut socket).await {
+                        Ok(()) => self.flush(&mut socket).await,
+                        Err(stop) => Err(stop),
+                    },
                     Err(stop) => Err(stop),
-                },
-                Err(stop) => Err(stop),
-            };
-            if let Err(stop) = flushed {
-                break stop;
-            }
-            if let Some(code) = draining
-                && self.calls.is_empty()
-            {
-                break Stop::Close(code, "the server is shutting down");
-            }
-        };
-        if let Stop::Close(code, reason) = stop {
-            self.gateway.pipeline.telemetry.counters.closed(code);
-            let close = Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            }));
-            let _ = tokio::time::timeout(self.gateway.ws.write_timeout, socket.send(close)).await;
-            // The closing handshake: wait for the client's Close before the
-            // socket is dropped. Dropping it with unread input would reset
-            // the connection and could destroy the Close the client has not
-            // read yet. A client that never answers is given one second.
-            let _ = tokio::time::timeout(CLOSE_LINGER, async {
-                loop {
-                    match socket.recv().await {
-                        Some(Ok(Message::Close(_))) => return,
-                        Some(Ok(_)) => {}
-                        // Unreadable input (such as the rest of an oversized
-                        // frame) ends the stream: give the client time to
-                        // read the Close before the reset.
-                        Some(Err(_)) | None => std::future::pending::<()>().await,
-                    }
+                };
+                if let Err(stop) = flushed {
+                    break stop;
                 }
-            })
-            .await;
+                if let Some(code) = draining
+                    && self.calls.is_empty()
+                {
+                    break Stop::Close(code, "the server is shutting down");
+                }
+            };
+            if let Stop::Close(code, reason) = stop {
+                self.gateway.pipeline.telemetry.counters.closed(code);
+                let close = Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }));
+                let _ =
+                    tokio::time::timeout(self.gateway.ws.write_timeout, socket.send(close)).await;
+                // The closing handshake: wait for the client's Close before the
+                // socket is dropped. Dropping it with unread input would reset
+                // the connection and could destroy the Close the client has not
+                // read yet. A client that never answers is given one second.
+                let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                    loop {
+                        match socket.recv().await {
+                            Some(Ok(Message::Close(_))) => return,
+                            Some(Ok(_)) => {}
+                            // Unreadable input (such as the rest of an oversized
+                            // frame) ends the stream: give the client time to
+                            // read the Close before the reset.
+                            Some(Err(_)) | None => std::future::pending::<()>().await,
+                        }
+                    }
+                })
+                .await;
+            }
+            drop(listed);
+            self.emit(&self.gateway.ws.hooks.disconnect);
+            self.to_mesh(MeshEventKind::Disconnect, None);
+            // The connection's place in the server's budget goes last.
+            drop((self, socket, outbound));
+            drop(slot);
         }
-        drop(listed);
-        self.emit(&self.gateway.ws.hooks.disconnect);
-        self.to_mesh(MeshEventKind::Disconnect, None);
     }
 
     /// Writes a push, and the others already queued (a bounded number),
@@ -542,14 +553,17 @@ impl Session {
     }
 
     async fn on_text(&mut self, socket: &mut WebSocket, bytes: Bytes) -> Result<(), Stop> {
-        // The common shapes first, their args kept as text.
+        // The common shapes first, their args kept as text. The other
+        // paths' futures are boxed: the connection's task is as large as
+        // the largest future it may await, idle or not.
         let frame = match super::read_common(&bytes, &self.gateway.pipeline.registry) {
             Some(super::Common::Envelope(envelope)) => Frame::Call(envelope),
             Some(super::Common::JsonRpc(request)) => {
                 self.jsonrpc = true;
-                return self.on_jsonrpc(socket, Incoming::Single(Ok(request))).await;
+                let incoming = Incoming::Single(Ok(request));
+                return Box::pin(self.on_jsonrpc(socket, incoming)).await;
             }
-            None => match self.general_frame(socket, &bytes).await? {
+            None => match Box::pin(self.general_frame(socket, &bytes)).await? {
                 Some(frame) => frame,
                 None => return Ok(()),
             },
