@@ -34,6 +34,42 @@ pub(crate) fn prefix<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Option<(T,
     Some((value, values.byte_offset()))
 }
 
+/// Decoders as `#[rpc]` generates them (`Descriptor::decode_prefix`), for
+/// the tests and fuzz targets of the readers.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod decoders {
+    type Decoded = Option<(Box<dyn std::any::Any + Send>, usize)>;
+
+    /// Any JSON value, as a procedure whose args are a `Value`.
+    pub(crate) fn any_json(text: &str) -> Decoded {
+        let (value, len) = super::prefix::<serde_json::Value>(text)?;
+        Some((Box::new(value), len))
+    }
+
+    /// `{"a": i64}`, ignoring other fields; the value is `a`.
+    #[cfg(test)]
+    pub(crate) fn lenient(text: &str) -> Decoded {
+        #[derive(serde::Deserialize)]
+        struct A {
+            a: i64,
+        }
+        let (value, len) = super::prefix::<A>(text)?;
+        Some((Box::new(value.a), len))
+    }
+
+    /// `{"a": i64}` and nothing else; the value is `a`.
+    #[cfg(test)]
+    pub(crate) fn strict(text: &str) -> Decoded {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct A {
+            a: i64,
+        }
+        let (value, len) = super::prefix::<A>(text)?;
+        Some((Box::new(value.a), len))
+    }
+}
+
 /// A `T` read through [`Strict`].
 struct Strictly<T>(T);
 

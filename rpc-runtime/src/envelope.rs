@@ -562,6 +562,7 @@ impl WireIn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::decoders::{any_json, lenient, strict};
     use serde_json::json;
 
     fn object(value: Value) -> Map<String, Value> {
@@ -731,39 +732,12 @@ mod tests {
         }
     }
 
-    /// Decodes any JSON value, as a procedure whose args are a `Value`.
-    fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
-        let (value, len) = crate::decode::prefix::<Value>(text)?;
-        Some((Box::new(value), len))
-    }
-
-    /// Decodes `{"a": i64}`, ignoring other fields.
-    fn lenient(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
-        #[derive(Deserialize)]
-        struct A {
-            a: i64,
-        }
-        let (value, len) = crate::decode::prefix::<A>(text)?;
-        Some((Box::new(value.a), len))
-    }
-
-    /// Decodes `{"a": i64}`, strictly.
-    fn typed(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct A {
-            a: i64,
-        }
-        let (value, len) = crate::decode::prefix::<A>(text)?;
-        Some((Box::new(value.a), len))
-    }
-
     #[test]
     fn args_are_decoded_for_the_procedure_named_before_them() {
         let read = |text: &'static str| {
             let bytes = bytes::Bytes::from_static(text.as_bytes());
             let only_p = |address: &Address| {
-                (*address == Address::new("s", "p", "1")).then_some(typed as DecodePrefixFn)
+                (*address == Address::new("s", "p", "1")).then_some(strict as DecodePrefixFn)
             };
             parse_common_call(&bytes, only_p)
         };
@@ -794,7 +768,7 @@ mod tests {
         // them, which only a handler of the same args type takes (and the
         // same type decodes the same text alike).
         let bytes = bytes::Bytes::from_static(br#"{"procedure":"p","args":{"a":7},"scope":"s"}"#);
-        let mut call = parse_common_call(&bytes, |_| Some(typed as DecodePrefixFn)).expect("read");
+        let mut call = parse_common_call(&bytes, |_| Some(strict as DecodePrefixFn)).expect("read");
         assert_eq!(call.address, Address::new("s", "p", "1"));
         assert_eq!(call.args.take_decoded::<i64>(), Some(7));
         let mut call = read(r#"{"procedure":"p","args":{"a":7},"scope":"s"}"#).expect("as text");
@@ -814,7 +788,7 @@ mod tests {
         let bytes =
             bytes::Bytes::from_static(br#"{"procedure":"p","args":{"a":7},"scope":"global"}"#);
         let global = |address: &Address| {
-            (*address == Address::new("global", "p", "1")).then_some(typed as DecodePrefixFn)
+            (*address == Address::new("global", "p", "1")).then_some(strict as DecodePrefixFn)
         };
         let mut call = parse_common_call(&bytes, global).expect("read");
         assert_eq!(call.args.take_decoded::<i64>(), Some(7));

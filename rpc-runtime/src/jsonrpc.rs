@@ -575,18 +575,7 @@ mod tests {
         // The params skimmed, and decoded (into a `Value`, or a type that
         // ignores fields it does not know, as a procedure's type would be)
         // where the method comes first.
-        fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
-            let (value, len) = crate::decode::prefix::<Value>(text)?;
-            Some((Box::new(value), len))
-        }
-        fn lenient(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
-            #[derive(serde::Deserialize)]
-            struct A {
-                a: i64,
-            }
-            let (value, len) = crate::decode::prefix::<A>(text)?;
-            Some((Box::new(value.a), len))
-        }
+        use crate::decode::decoders::{any_json, lenient};
         let decoders: [Option<crate::descriptor::DecodePrefixFn>; 3] =
             [None, Some(any_json), Some(lenient)];
         let runs = decoders

@@ -123,11 +123,7 @@ pub mod __private;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod __fuzz {
-    /// Decodes any JSON value, as a procedure whose args are a `Value`.
-    fn any_json(text: &str) -> Option<(Box<dyn std::any::Any + Send>, usize)> {
-        let (value, len) = crate::decode::prefix::<serde_json::Value>(text)?;
-        Some((Box::new(value), len))
-    }
+    use crate::decode::decoders::any_json;
 
     /// Reads `bytes` as an envelope (a call, and a WebSocket frame), and
     /// writes the response a server would answer. The common call shape,
