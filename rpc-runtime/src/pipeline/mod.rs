@@ -226,14 +226,9 @@ impl Pipeline {
     /// The stages run at once, as far as they can without waiting: most
     /// calls (a handler that finishes in its first poll) are answered
     /// before this returns, and only a call that waits keeps a future of
-    /// its own. The future returned holds neither the call nor the
-    /// stages' state, so that it stays small to move on its way through
-    /// the transports.
-    pub(crate) fn dispatch(
-        &self,
-        mut call: Box<Call>,
-        entry: Entry,
-    ) -> impl Future<Output = Result<Data, RpcError>> + Send + '_ {
+    /// its own, which owns what it needs (so that a transport can hold it
+    /// without holding the pipeline).
+    pub(crate) fn dispatch(&self, mut call: Box<Call>, entry: Entry) -> Dispatched {
         let started = Instant::now();
         let span = tracing::info_span!(
             "rpc.call",
@@ -257,50 +252,75 @@ impl Pipeline {
         // A call no local procedure runs is counted under its address, whose
         // row is looked up before the call moves on; the address is copied
         // only while it has no row yet.
-        let remote_row = (!matches!(target, Target::Local(_))).then(|| {
-            self.telemetry
-                .known(&call.address)
-                .ok_or_else(|| call.address.clone())
-        });
-        let local = match target {
-            Target::Local(local) => Some(local),
-            _ => None,
+        let row = match target {
+            Target::Local(local) => Row::Local(&local.stats),
+            _ => match self.telemetry.known(&call.address) {
+                Some(stats) => Row::Known(stats),
+                None => Row::Unknown(call.address.clone()),
+            },
         };
         let internal = target.rules().is_some_and(|rules| rules.spec().internal);
-        let answer = span.in_scope(|| self.stages(call, entry, target));
-        async move {
-            let result = match answer {
-                Answer::Now(result) => result,
-                Answer::Later(waiting) => waiting.instrument(span.clone()).await,
-            };
-            let duration = started.elapsed();
-            let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
-            match (local, remote_row) {
-                (Some(local), _) => self.telemetry.record(&local.stats, code, duration),
-                (None, Some(Ok(stats))) => self.telemetry.record(&stats, code, duration),
-                (None, Some(Err(address))) => self
-                    .telemetry
-                    .record_other(&address, internal, code, duration),
-                (None, None) => {}
+        let answered = Answered {
+            started,
+            span,
+            row,
+            internal,
+            record,
+        };
+        match answered.span.in_scope(|| self.stages(call, entry, target)) {
+            Answer::Now(result) => Dispatched::Now(self.answered(result, answered)),
+            Answer::Later(waiting) => {
+                let Some(me) = self.me.upgrade() else {
+                    return Dispatched::Now(Err(stopped()));
+                };
+                let answered = answered.owned();
+                Dispatched::Later(Box::pin(async move {
+                    let result = waiting.instrument(answered.span.clone()).await;
+                    me.answered(result, answered)
+                }))
             }
-            span.record("rpc.code", code);
-            span.record("rpc.duration_us", duration.as_micros() as u64);
-            tracing::debug!(parent: &span, "call answered");
-            if let Err(error) = &result
-                && let Some(cause) = error.cause()
-            {
-                tracing::error!(parent: &span, %cause, "the procedure failed");
-            }
-            if let Some(call) = &record {
-                self.events.emit(&Event {
-                    kind: classify(&result),
-                    call,
-                    result: &result,
-                    duration,
-                });
-            }
-            result
         }
+    }
+
+    /// Reports an answered call to telemetry, tracing and event hooks.
+    fn answered(
+        &self,
+        result: Result<Data, RpcError>,
+        answered: Answered<'_>,
+    ) -> Result<Data, RpcError> {
+        let Answered {
+            started,
+            span,
+            row,
+            internal,
+            record,
+        } = answered;
+        let duration = started.elapsed();
+        let code = result.as_ref().map_or_else(RpcError::code, |_| 200);
+        match &row {
+            Row::Local(stats) => self.telemetry.record(stats, code, duration),
+            Row::Known(stats) => self.telemetry.record(stats, code, duration),
+            Row::Unknown(address) => self
+                .telemetry
+                .record_other(address, internal, code, duration),
+        }
+        span.record("rpc.code", code);
+        span.record("rpc.duration_us", duration.as_micros() as u64);
+        tracing::debug!(parent: &span, "call answered");
+        if let Err(error) = &result
+            && let Some(cause) = error.cause()
+        {
+            tracing::error!(parent: &span, %cause, "the procedure failed");
+        }
+        if let Some(call) = &record {
+            self.events.emit(&Event {
+                kind: classify(&result),
+                call,
+                result: &result,
+                duration,
+            });
+        }
+        result
     }
 
     /// Whether this server hosts the procedure or another server announced
@@ -325,7 +345,7 @@ impl Pipeline {
 
     /// Stages 1 to 5; the middleware (or, without any, this function)
     /// goes on with [`Pipeline::run`].
-    fn stages<'a>(&'a self, mut call: Box<Call>, entry: Entry, target: Target<'a>) -> Answer<'a> {
+    fn stages(&self, mut call: Box<Call>, entry: Entry, target: Target<'_>) -> Answer {
         if entry == Entry::Transport && !self.accepting.load(Ordering::Relaxed) {
             return Answer::Now(Err(RpcError::new(503, "the server is shutting down")));
         }
@@ -341,12 +361,16 @@ impl Pipeline {
                 ))));
             }
             if spec.auth {
+                let Some(me) = self.me.upgrade() else {
+                    return Answer::Now(Err(stopped()));
+                };
                 return Answer::later(async move {
-                    if let Some(user_id) = self.authenticate(call.identity.as_ref()).await? {
+                    if let Some(user_id) = me.authenticate(call.identity.as_ref()).await? {
                         tracing::Span::current().record("rpc.user_id", user_id.as_str());
                         call.user_id = Some(user_id);
                     }
-                    self.middleware(call, target).finish().await
+                    let target = me.lookup(&call.address);
+                    me.middleware(call, target).finish().await
                 });
             }
         }
@@ -355,7 +379,7 @@ impl Pipeline {
 
     /// Stage 5: the application's middleware, which goes on with
     /// [`Pipeline::run`]; without any, `run` directly.
-    fn middleware<'a>(&'a self, call: Box<Call>, target: Target<'a>) -> Answer<'a> {
+    fn middleware(&self, call: Box<Call>, target: Target<'_>) -> Answer {
         let Some(service) = &self.middleware else {
             return self.run(call, target);
         };
@@ -374,7 +398,7 @@ impl Pipeline {
     /// Stages 6 to 8: validation, the deadline, then the handler or the
     /// broker. Behind middleware the target is looked up again, since a
     /// middleware may have changed the address.
-    fn run<'a>(&'a self, mut call: Box<Call>, target: Target<'a>) -> Answer<'a> {
+    fn run(&self, mut call: Box<Call>, target: Target<'_>) -> Answer {
         let rules = target.rules();
         if let Some(rules) = rules
             && !rules.checked_by_type()
@@ -393,10 +417,11 @@ impl Pipeline {
             Target::Remote(_) => match self.forward.get() {
                 Some(forward) => {
                     let forwarded = forward.forward(*call);
+                    let drained = self.drained.subscribe();
                     Answer::later(async move {
-                        self.until_drained(forwarded)
+                        until_drained(drained, forwarded)
                             .await
-                            .unwrap_or_else(|| Err(drained()))
+                            .unwrap_or_else(|| Err(self::drained()))
                             .map_err(RpcError::forwarded)
                     })
                 }
@@ -406,12 +431,7 @@ impl Pipeline {
         }
     }
 
-    fn run_local<'a>(
-        &'a self,
-        mut call: Box<Call>,
-        local: &'a Local,
-        deadline: Instant,
-    ) -> Answer<'a> {
+    fn run_local(&self, mut call: Box<Call>, local: &Local, deadline: Instant) -> Answer {
         let mut args = std::mem::replace(&mut call.args, Args::taken());
         let context = Context::for_call(call, self.invoker());
         let address = &local.spec.address;
@@ -438,21 +458,13 @@ impl Pipeline {
         if let Some(outcome) = (&mut running).now_or_never() {
             return Answer::Now(handler_outcome(address, Some(Ok(outcome))));
         }
+        let drained = self.drained.subscribe();
+        let address = address.clone();
         Answer::later(async move {
-            let outcome = self
-                .until_drained(tokio::time::timeout_at(deadline.into(), running))
-                .await;
-            handler_outcome(address, outcome)
+            let outcome =
+                until_drained(drained, tokio::time::timeout_at(deadline.into(), running)).await;
+            handler_outcome(&address, outcome)
         })
-    }
-
-    /// Runs `work` unless the drain timeout ends first (then `None`).
-    async fn until_drained<T>(&self, work: impl Future<Output = T>) -> Option<T> {
-        let mut drained = self.drained.subscribe();
-        tokio::select! {
-            done = work => Some(done),
-            _ = drained.wait_for(|drained| *drained) => None,
-        }
     }
 
     /// Checks the identity of a call to an `auth` procedure; yields the
@@ -551,20 +563,92 @@ fn drained() -> RpcError {
     RpcError::new(503, "the server stopped before the call finished")
 }
 
-/// What a stage answers: the call's result, when it is known without
-/// waiting (most calls), or the rest of the work.
-enum Answer<'a> {
-    Now(Result<Data, RpcError>),
-    Later(futures_util::future::BoxFuture<'a, Result<Data, RpcError>>),
+fn stopped() -> RpcError {
+    RpcError::new(503, "the server has stopped")
 }
 
-impl<'a> Answer<'a> {
-    fn later(work: impl Future<Output = Result<Data, RpcError>> + Send + 'a) -> Self {
-        Answer::Later(Box::pin(work))
+/// Runs `work` unless the drain timeout ends first (then `None`).
+async fn until_drained<T>(
+    mut drained: watch::Receiver<bool>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        _ = drained.wait_for(|drained| *drained) => None,
     }
 }
 
-impl Answer<'_> {
+/// A call's answer, as [`Pipeline::dispatch`] gives it: known at once
+/// (most calls, already reported), or the rest of the work, which
+/// reports it when it ends.
+pub(crate) enum Dispatched {
+    Now(Result<Data, RpcError>),
+    Later(BoxFuture<Result<Data, RpcError>>),
+}
+
+impl std::future::IntoFuture for Dispatched {
+    type Output = Result<Data, RpcError>;
+    type IntoFuture = futures_util::future::Either<
+        std::future::Ready<Result<Data, RpcError>>,
+        BoxFuture<Result<Data, RpcError>>,
+    >;
+
+    fn into_future(self) -> Self::IntoFuture {
+        use futures_util::future::Either;
+        match self {
+            Dispatched::Now(result) => Either::Left(std::future::ready(result)),
+            Dispatched::Later(waiting) => Either::Right(waiting),
+        }
+    }
+}
+
+/// What reporting a call needs once it is answered.
+struct Answered<'a> {
+    started: Instant,
+    span: tracing::Span,
+    row: Row<'a>,
+    internal: bool,
+    /// The call as it came, for event hooks (when there are any).
+    record: Option<Box<Call>>,
+}
+
+impl Answered<'_> {
+    /// The same, owning its row, for a call that waits.
+    fn owned(self) -> Answered<'static> {
+        Answered {
+            started: self.started,
+            span: self.span,
+            row: match self.row {
+                Row::Local(stats) => Row::Known(stats.clone()),
+                Row::Known(stats) => Row::Known(stats),
+                Row::Unknown(address) => Row::Unknown(address),
+            },
+            internal: self.internal,
+            record: self.record,
+        }
+    }
+}
+
+/// Where a call's numbers go: its procedure's row (borrowed from a
+/// local procedure, or found by its address), or a row still to make.
+enum Row<'a> {
+    Local(&'a Arc<crate::telemetry::Stats>),
+    Known(Arc<crate::telemetry::Stats>),
+    Unknown(crate::Address),
+}
+
+/// What a stage answers: the call's result, when it is known without
+/// waiting (most calls), or the rest of the work.
+enum Answer {
+    Now(Result<Data, RpcError>),
+    Later(BoxFuture<Result<Data, RpcError>>),
+}
+
+impl Answer {
+    fn later(work: impl Future<Output = Result<Data, RpcError>> + Send + 'static) -> Self {
+        Answer::Later(Box::pin(work))
+    }
+
     async fn finish(self) -> Result<Data, RpcError> {
         match self {
             Answer::Now(result) => result,
@@ -610,10 +694,10 @@ fn classify(result: &Result<Data, RpcError>) -> EventKind {
 
 impl Invoke for Pipeline {
     fn invoke(&self, call: Call) -> BoxFuture<Result<Data, RpcError>> {
-        let Some(me) = self.me.upgrade() else {
-            return Box::pin(async { Err(RpcError::new(503, "the server has stopped")) });
-        };
-        Box::pin(async move { me.dispatch(Box::new(call), Entry::Procedure).await })
+        match self.dispatch(Box::new(call), Entry::Procedure) {
+            Dispatched::Now(result) => Box::pin(std::future::ready(result)),
+            Dispatched::Later(waiting) => waiting,
+        }
     }
 
     fn server(&self) -> &ServerHandle {

@@ -174,7 +174,7 @@ impl tower_service::Service<axum::extract::Request> for Served {
             <Router as tower_service::Service<axum::extract::Request>>::Future,
         >,
         futures_util::future::Map<
-            futures_util::future::BoxFuture<'static, axum::response::Response>,
+            http::HttpCall<Served>,
             fn(axum::response::Response) -> Result<axum::response::Response, Self::Error>,
         >,
     >;
@@ -198,9 +198,8 @@ impl tower_service::Service<axum::extract::Request> for Served {
                 && !shared.get_only.iter().any(|page| page == path)
             {
                 let peer = Some(self.0.accepted.peer());
-                let (parts, body) = request.into_parts();
-                let call = http::call(self.clone(), peer, parts, body);
-                return Either::Right(call.boxed().map(Ok));
+                let call = http::call(self.clone(), peer, request);
+                return Either::Right(call.map(Ok));
             }
         }
         request.extensions_mut().insert(self.0.accepted.clone());
@@ -280,13 +279,22 @@ impl Source {
         peer: Option<std::net::SocketAddr>,
         connection_id: Option<String>,
     ) -> Source {
+        use axum::http::HeaderName;
+        // Compared as names, not as text: a standard name (most of a
+        // request's) then differs at once, without its text looked up.
+        static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+        static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+        static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
         let (mut real_ip, mut traceparent, mut tracestate) = (None, None, None);
         for (name, value) in &headers {
-            let first = match name.as_str() {
-                "x-real-ip" => &mut real_ip,
-                "traceparent" => &mut traceparent,
-                "tracestate" => &mut tracestate,
-                _ => continue,
+            let first = if *name == X_REAL_IP {
+                &mut real_ip
+            } else if *name == TRACEPARENT {
+                &mut traceparent
+            } else if *name == TRACESTATE {
+                &mut tracestate
+            } else {
+                continue;
             };
             first.get_or_insert(value);
         }
