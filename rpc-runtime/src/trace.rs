@@ -216,18 +216,27 @@ fn random_u64() -> u64 {
 }
 
 /// The hex digits of `words`, each big-endian: `D` is `16 * N`.
-///
-/// Each digit is computed rather than looked up: a table of digit pairs
-/// spans eight cache lines, and random ids touch nearly all of them on
-/// every call.
 fn hex<const N: usize, const D: usize>(words: [u64; N]) -> [u8; D] {
+    // Two digits per byte, from a table of every byte's pair.
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+            byte += 1;
+        }
+        pairs
+    };
     let mut digits = [0u8; D];
-    for (at, digit) in digits.iter_mut().enumerate() {
-        let word = words[at / 16];
-        let nibble = ((word >> (60 - 4 * (at % 16))) & 0xf) as u8;
-        // `9 - nibble` wraps past 127 for the letters, which start 39
-        // after the character that follows '9'.
-        *digit = b'0' + nibble + (9u8.wrapping_sub(nibble) >> 7) * (b'a' - b'0' - 10);
+    let mut at = 0;
+    for word in words {
+        for byte in word.to_be_bytes() {
+            if let Some(pair) = digits.get_mut(at..at + 2) {
+                pair.copy_from_slice(&PAIRS[byte as usize]);
+            }
+            at += 2;
+        }
     }
     digits
 }
