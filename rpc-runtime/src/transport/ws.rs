@@ -14,7 +14,7 @@ use crate::hub::Listening;
 use crate::hub::connections::{Connection, ConnectionHook, close_code};
 use crate::hub::mesh::{MeshEvent, MeshEventKind};
 use crate::jsonrpc::{self, Incoming};
-use crate::pipeline::Entry;
+use crate::pipeline::{Dispatched, Entry};
 use crate::{Data, Identity, RpcError, ServerHandle};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -617,17 +617,22 @@ impl Session {
                     envelope.traceparent.as_deref(),
                     envelope.tracestate,
                 );
-                let pipeline = self.gateway.pipeline.clone();
-                let running: Running = Box::pin(async move {
-                    let result = pipeline.dispatch(call, Entry::Transport).await;
-                    Done {
-                        calls: 1,
-                        frame: Some(envelope::encode_response_text(
-                            &result,
-                            correlation_id.as_ref(),
-                        )),
+                let answered = move |result: Result<Data, RpcError>| Done {
+                    calls: 1,
+                    frame: Some(envelope::encode_response_text(
+                        &result,
+                        correlation_id.as_ref(),
+                    )),
+                };
+                // Most calls are answered at once: no future of their own.
+                let running: Running = match self.gateway.pipeline.dispatch(call, Entry::Transport)
+                {
+                    Dispatched::Now(result) => {
+                        self.in_flight += 1;
+                        return self.finished(socket, answered(result)).await;
                     }
-                });
+                    Dispatched::Later(waiting) => Box::pin(waiting.map(answered)),
+                };
                 self.start(socket, 1, running).await
             }
         }
