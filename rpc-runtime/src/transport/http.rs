@@ -524,6 +524,17 @@ fn respond(
 mod tests {
     use super::*;
 
+    /// The gateway of a server with the default settings.
+    fn gateway() -> Arc<Gateway> {
+        let server = crate::Server::builder().build().expect("builds");
+        Gateway::new(
+            server.pipeline().clone(),
+            HttpConfig::default(),
+            super::super::WsConfig::default(),
+            super::super::PagesConfig::default(),
+        )
+    }
+
     /// Each HTTP call's future is kept where the server keeps the
     /// connection's request in progress, and until its first poll it
     /// holds only the request's headers and body: the rare paths
@@ -531,14 +542,7 @@ mod tests {
     /// procedure that waits) box their own state.
     #[test]
     fn the_future_of_an_http_call_is_small() {
-        let server = crate::Server::builder().build().expect("builds");
-        let gateway = super::super::Gateway::new(
-            server.pipeline().clone(),
-            HttpConfig::default(),
-            super::super::WsConfig::default(),
-            super::super::PagesConfig::default(),
-        );
-        let answer = call(gateway, None, Request::new(Body::empty()));
+        let answer = call(gateway(), None, Request::new(Body::empty()));
         let size = std::mem::size_of_val(&answer);
         assert!(size <= 256, "the future of an HTTP call takes {size} bytes");
     }
@@ -548,17 +552,10 @@ mod tests {
     /// of its own.
     #[test]
     fn a_call_that_does_not_wait_is_answered_in_its_first_poll() {
-        let server = crate::Server::builder().build().expect("builds");
-        let gateway = super::super::Gateway::new(
-            server.pipeline().clone(),
-            HttpConfig::default(),
-            super::super::WsConfig::default(),
-            super::super::PagesConfig::default(),
-        );
         let request = Request::post("/")
             .body(Body::from(r#"{"scope":"none","procedure":"here"}"#))
             .expect("a request");
-        let mut answer = call(gateway, None, request);
+        let mut answer = call(gateway(), None, request);
         assert!(matches!(answer.0, Stage::Start(_)));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match std::pin::Pin::new(&mut answer).poll(&mut cx) {
