@@ -271,7 +271,7 @@ impl Pipeline {
             Answer::Now(result) => Dispatched::Now(self.answered(result, answered)),
             Answer::Later(waiting) => {
                 let Some(me) = self.me.upgrade() else {
-                    return Dispatched::Now(Err(stopped()));
+                    return Dispatched::Now(self.answered(Err(stopped()), answered));
                 };
                 let answered = answered.owned();
                 Dispatched::Later(Box::pin(async move {
