@@ -443,7 +443,7 @@ async fn read_body(
 
 async fn read_whole_body(
     body: Body,
-    first: Option<Bytes>,
+    mut first: Option<Bytes>,
     declared: Option<u64>,
     config: &HttpConfig,
 ) -> Result<Bytes, RpcError> {
@@ -466,7 +466,6 @@ async fn read_whole_body(
     let left = limit - first.as_ref().map_or(0, Bytes::len);
     let mut body = http_body_util::Limited::new(body, left);
     // Most bodies arrive in one piece, which is kept as it came.
-    let mut first = first;
     while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
         let frame = frame.map_err(|error| {
             if error.is::<http_body_util::LengthLimitError>() {
